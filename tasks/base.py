@@ -1,0 +1,238 @@
+"""The Task protocol every world implements, its knobs, episodes, and the explorers all tasks share.
+
+A task is a world (built deterministically from its knobs), an oracle (the next observation for
+any state and action, the expert action, and Q*(state, plan)) and a way to split instances into
+train/dev/test. States are immutable and hashable so that oracles can cache them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+INVALID_ACTION = "invalid action"
+"""Observation for an action that does not parse for the task (never an exception)."""
+
+EXPLORER_POLICIES = ("random", "epsilon-greedy", "noisy-expert")
+"""Exploration policies every task supports; their expert shares are task knobs."""
+
+
+def knob(default: Any, help: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """Returns a dataclass field for a difficulty knob, with its help text and inclusive range."""
+    return field(default=default, metadata={"help": help, "range": (lo, hi)})
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Knobs every task has: split sizes, held-out share, exploration."""
+
+    n_train: int = knob(200, "train instances (expert episodes are played on these)", 1, 100_000)
+    n_dev: int = knob(20, "dev instances (for model selection; never the test split)", 0, 100_000)
+    n_test: int = knob(100, "test instances (evaluation only)", 1, 100_000)
+    heldout_share: float = knob(
+        0.5, "share of test instances that need parts of the world no train expert episode shows", 0.0, 1.0
+    )
+    epsilon: float = knob(0.5, "random-action share of the epsilon-greedy explorer", 0.0, 1.0)
+    noise: float = knob(0.15, "random-action share of the noisy-expert explorer", 0.0, 1.0)
+
+    @classmethod
+    def from_knobs(cls, task: str, knobs: dict[str, Any] | None):
+        """Returns the config with `knobs` applied, or raises HarnessError naming the bad knob."""
+        knobs = dict(knobs or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name, value in knobs.items():
+            if name not in fields:
+                raise HarnessError(f"unknown knob {name!r} for task {task} (known: {', '.join(sorted(fields))})")
+            f = fields[name]
+            kind = type(f.default)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                knobs[name] = value
+            if not isinstance(value, kind) or isinstance(value, bool) != isinstance(f.default, bool):
+                raise HarnessError(f"knob {name} of task {task} must be {kind.__name__}, got {value!r}")
+            lo, hi = f.metadata.get("range", (None, None))
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise HarnessError(f"knob {name} of task {task} is {value}, outside [{lo}, {hi}]")
+        config = cls(**knobs)
+        problem = config.problem()
+        if problem:
+            raise HarnessError(f"task {task}: {problem}")
+        return config
+
+    def problem(self) -> str | None:
+        """Returns why this combination of knobs is inconsistent, or None; subclasses extend it."""
+        return None
+
+    def describe(self) -> list[tuple[str, Any, str]]:
+        """Returns (name, value, help) for every knob."""
+        return [(f.name, getattr(self, f.name), f.metadata.get("help", "")) for f in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the world returns for one action."""
+
+    state: Hashable
+    observation: str
+    done: bool
+    reward: float
+    """1.0 when the episode ends in success, else 0.0."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Instances of one seed's split; disjoint by construction."""
+
+    train: tuple
+    dev: tuple
+    test: tuple
+
+
+@dataclass
+class Episode:
+    """One played episode: the states before each action, the actions and what the world said."""
+
+    instance_id: str
+    prompt: str
+    states: list[Hashable] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    success: bool = False
+    policy: str = "expert"
+
+    @property
+    def final_state(self) -> Hashable:
+        """Returns the state after the last action (or the start state of an empty episode)."""
+        return self.states[-1]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A world with an oracle. Implementations register with `@register_task(name)`."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # "search" | "math"
+    Config: ClassVar[type[TaskConfig]]
+    config: TaskConfig
+
+    def splits(self, seed: int) -> Splits:
+        """Returns deterministic, disjoint train/dev/test instances for `seed`."""
+
+    def sample_instance(self, rng: np.random.Generator) -> Any:
+        """Returns an instance drawn from the whole world (exploration starts here)."""
+
+    def reset(self, instance: Any) -> Hashable:
+        """Returns the start state of `instance`."""
+
+    def prompt(self, state: Hashable) -> str:
+        """Returns the text the agent sees first (goal, question or numbers)."""
+
+    def describe(self, state: Hashable) -> str:
+        """Returns the Markov state as text, for world-model lines of D_world."""
+
+    def thought(self, state: Hashable) -> str:
+        """Returns the expert's ReAct thought for `state` (a short restatement of what is needed)."""
+
+    def step(self, state: Hashable, action: str, rng: np.random.Generator) -> Step:
+        """Returns the next state; a malformed or illegal action is an observation saying so.
+
+        Draws exactly one uniform number from `rng` per call, whatever the action, so that the
+        same episode seed gives the same noise at the same turn for every method.
+        """
+
+    def legal_actions(self, state: Hashable) -> list[str]:
+        """Returns the actions that are legal in `state`, in a fixed order."""
+
+    def expert(self, state: Hashable) -> str:
+        """Returns the expert's action (optimal where the task allows)."""
+
+    def q_star(self, state: Hashable, plan: Sequence[str]) -> float:
+        """Returns the probability that executing `plan`, then the expert, succeeds."""
+
+    def items(self, state: Hashable, action: str, nxt: Hashable) -> frozenset:
+        """Returns the parts of the world one transition shows (edges, documents or states)."""
+
+    def required(self, instance: Any) -> frozenset:
+        """Returns the parts of the world the expert's nominal solution of `instance` needs."""
+
+    def vocabulary(self) -> list[str]:
+        """Returns every word that prompts, actions and observations of this task can contain."""
+
+
+def is_done(task: Task, state: Hashable) -> bool:
+    """Returns whether `state` is terminal (tasks expose it as `state.done`)."""
+    return bool(getattr(state, "done"))
+
+
+def play(
+    task: Task,
+    instance: Any,
+    choose: Callable[[Hashable, np.random.Generator], str],
+    rng: np.random.Generator,
+    policy: str = "expert",
+) -> Episode:
+    """Returns the episode `choose` plays on `instance` until the world says done."""
+    state = task.reset(instance)
+    episode = Episode(instance_id=instance.id, prompt=task.prompt(state), states=[state], policy=policy)
+    while not is_done(task, state):
+        action = choose(state, rng)
+        result = task.step(state, action, rng)
+        episode.actions.append(action)
+        episode.observations.append(result.observation)
+        episode.states.append(result.state)
+        episode.success = result.reward > 0
+        state = result.state
+    return episode
+
+
+def expert_episode(task: Task, instance: Any, rng: np.random.Generator) -> Episode:
+    """Returns the expert's episode on `instance`."""
+    return play(task, instance, lambda s, _: task.expert(s), rng)
+
+
+def explorer(task: Task, policy: str) -> Callable[[Hashable, np.random.Generator], str]:
+    """Returns the choose-function of an exploration policy (see EXPLORER_POLICIES)."""
+    random_share = {"random": 1.0, "epsilon-greedy": task.config.epsilon, "noisy-expert": task.config.noise}
+    if policy not in random_share:
+        raise HarnessError(f"unknown explorer {policy!r} (known: {', '.join(EXPLORER_POLICIES)})")
+    share = random_share[policy]
+
+    def choose(state: Hashable, rng: np.random.Generator) -> str:
+        if rng.random() < share:
+            legal = task.legal_actions(state)
+            return legal[int(rng.integers(len(legal)))]
+        return task.expert(state)
+
+    return choose
+
+
+def explore(task: Task, rng: np.random.Generator, policy: str) -> Episode:
+    """Returns one exploration episode from an instance drawn from the whole world."""
+    instance = task.sample_instance(rng)
+    return play(task, instance, explorer(task, policy), rng, policy=policy)
+
+
+def simulate(task: Task, state: Hashable, plan: Iterable[str], rng: np.random.Generator) -> list[Step]:
+    """Returns the steps of executing `plan` from `state`, stopping early if the episode ends."""
+    steps = []
+    for action in plan:
+        if is_done(task, state):
+            break
+        result = task.step(state, action, rng)
+        steps.append(result)
+        state = result.state
+    return steps
+
+
+def episode_items(task: Task, episode: Episode) -> frozenset:
+    """Returns the parts of the world that `episode` shows."""
+    found: set = set()
+    for before, action, after in zip(episode.states, episode.actions, episode.states[1:]):
+        found |= task.items(before, action, after)
+    return frozenset(found)

@@ -1,0 +1,11 @@
+"""Shared fixtures: seeded generators and the registered tasks at small knobs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
