@@ -73,3 +73,9 @@ def method_names() -> list[str]:
     """Returns the registered method names, sorted."""
     load_plugins()
     return sorted(METHODS)
+
+
+def make_task(name: str, knobs: dict[str, Any] | None = None):
+    """Returns the task `name` built with `knobs` (validated; HarnessError names a bad one)."""
+    cls = task_class(name)
+    return cls(cls.Config.from_knobs(name, knobs))

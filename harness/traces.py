@@ -15,6 +15,7 @@ failure is a `ParseError` value, counted in the format rate.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,8 +66,8 @@ def normalize(text: str) -> str:
 
 
 def round_p(p: float) -> float:
-    """Returns p clipped to [0, 1] and rounded to the one decimal the format writes."""
-    return round(min(1.0, max(0.0, float(p))) * 10) / 10
+    """Returns p clipped to [0, 1] and rounded half up to the one decimal the format writes."""
+    return math.floor(min(1.0, max(0.0, float(p))) * 10 + 0.5) / 10
 
 
 def render_turn(turn: AgentTurn) -> str:

@@ -167,7 +167,7 @@ class Task(Protocol):
 
 def is_done(task: Task, state: Hashable) -> bool:
     """Returns whether `state` is terminal (tasks expose it as `state.done`)."""
-    return bool(getattr(state, "done"))
+    return bool(state.done)
 
 
 def play(

@@ -1,0 +1,130 @@
+"""The `harness` command line: parses arguments, then calls library functions that tests call too.
+
+Bad input ends with one line on stderr naming the problem and exit code 2; a bug (any other
+exception) keeps its traceback and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from harness.errors import HarnessError
+
+PROFILE = click.option("--profile", default="default", show_default=True, help="smoke, default, paper, or a .yaml path")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """foresight-harness: foresight training (WM-AMT, FE-SFT, FC-RL) beside its baselines."""
+
+
+@cli.group()
+def tasks() -> None:
+    """List and inspect the registered tasks."""
+
+
+@tasks.command("list")
+@PROFILE
+def tasks_list(profile: str) -> None:
+    """One line per registered task: family, vocabulary and split sizes at the profile's knobs."""
+    from harness.config import load_profile
+    from harness.registry import make_task, task_names
+
+    prof = load_profile(profile)
+    for name in task_names():
+        task = make_task(name, prof.tasks.get(name))
+        c = task.config
+        click.echo(
+            f"{name:<12} {task.family:<7} vocab={len(task.vocabulary()):<5} "
+            f"train={c.n_train} dev={c.n_dev} test={c.n_test}"
+        )
+
+
+@tasks.command("show")
+@click.argument("name")
+@PROFILE
+def tasks_show(name: str, profile: str) -> None:
+    """Knobs, vocabulary size, split sizes and an example expert episode in both formats."""
+    from harness.config import load_profile
+    from harness.describe import describe_task
+
+    click.echo(describe_task(name, load_profile(profile)))
+
+
+@cli.group()
+def data() -> None:
+    """Build the data recipes (D_expert, D_look, D_world)."""
+
+
+@data.command("build")
+@click.option("--task", "task_name", required=True, help="a registered task")
+@PROFILE
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="default: results/data/<profile>/<task>/seed<k>"
+)
+def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> None:
+    """Builds D_expert, D_look and D_world; prints their sizes, token counts and coverage."""
+    from harness.config import load_profile
+    from harness.data import build_corpora, corpus_stats, save_corpora
+    from harness.registry import make_task
+
+    prof = load_profile(profile)
+    task = make_task(task_name, prof.tasks.get(task_name))
+    click.echo(f"building {task_name} data, profile {prof.name}, seed {seed} ...", err=True)
+    corpora = build_corpora(task, prof.data, seed)
+    stats = corpus_stats(corpora)
+    out = out or Path("results/data") / prof.name / task_name / f"seed{seed}"
+    save_corpora(corpora, out, stats)
+    for name in ("D_expert", "D_look", "D_world"):
+        s = stats[name]
+        click.echo(f"{name:<9} rows={s['rows']:<6} tokens={s['tokens']:<8} agent_tokens={s['agent_tokens']}")
+    cov = stats["coverage"]
+    click.echo(
+        f"coverage  test episodes needing parts no train expert episode shows: {cov['test_needs_unseen']:.0%}; "
+        f"of those {int(cov['unseen_parts'])} parts, D_world shows {cov['unseen_in_world']:.0%}"
+    )
+    click.echo(f"expert success on train: {stats['expert_success']:.0%}")
+    click.echo(f"written to {out}")
+
+
+@cli.group()
+def models() -> None:
+    """Model checkpoints: the tiny default and local pretrained models."""
+
+
+@models.command("import-gguf")
+@click.option(
+    "--gguf", "gguf_path", type=click.Path(path_type=Path), default=None, help="default: SmolLM2-135M-Instruct"
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results/models/smollm2-135m-instruct"))
+def models_import_gguf(gguf_path: Path | None, out: Path) -> None:
+    """Converts a GGUF file (default: the installed SmolLM2-135M-Instruct) into a local HF checkpoint."""
+    from harness.models import import_gguf, smollm2_gguf_path
+
+    path = import_gguf(gguf_path or smollm2_gguf_path(), out)
+    click.echo(json.dumps({"checkpoint": str(path)}))
+
+
+def main() -> None:
+    """Entry point: runs the command line, mapping HarnessError to one line and exit code 2."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except HarnessError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
