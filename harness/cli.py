@@ -93,6 +93,63 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> Non
 
 
 @cli.group()
+def methods() -> None:
+    """List the registered methods and their stages."""
+
+
+@methods.command("list")
+@PROFILE
+def methods_list(profile: str) -> None:
+    """One line per method: its format and its stages with their token or step budgets."""
+    from harness.config import load_profile
+    from harness.registry import method_factory, method_names
+    from harness.stages import GrpoSettings
+
+    prof = load_profile(profile)
+    for name in method_names():
+        method = method_factory(name)(prof)
+        stages = [
+            f"{s.name}({s.data}, {s.settings.steps} steps)"
+            if isinstance(s.settings, GrpoSettings)
+            else f"{s.name}({s.data}, {s.settings.tokens} tokens)"
+            for s in method.stages
+        ]
+        click.echo(f"{name:<24} {method.fmt:<10} {' -> '.join(stages) or 'no training (few-shot prompting)'}")
+
+
+def resolve_profile(profile: str, model: str | None, lora: bool):
+    """Returns the profile with --model/--lora applied; --lora without --model is an error."""
+    from harness.config import load_profile
+
+    if lora and not model:
+        raise HarnessError("--lora needs --model PATH (LoRA adapts a pretrained model, not the tiny default)")
+    overrides = {"model.path": model, "model.lora": lora} if model else {}
+    return load_profile(profile, overrides)
+
+
+@cli.command()
+@click.option("--method", "method_name", required=True, help="a registered method (harness methods list)")
+@click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)")
+@click.option("--seed", default=0, show_default=True, type=int)
+@PROFILE
+@click.option("--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model")
+@click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)")
+@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+def train(
+    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path
+) -> None:
+    """Trains whatever is missing of a method on a task, reusing cached stages, then stops."""
+    from harness.train import train_method
+
+    prof = resolve_profile(profile, model, lora)
+    _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
+    for o in outcomes:
+        verb = "reused" if o.reused else "trained"
+        click.echo(f"{verb:<8} {o.name:<8} {o.hash}  tokens_seen={o.stats.get('tokens_seen')}")
+    click.echo(f"checkpoint {checkpoint.adapters[-1] if checkpoint.adapters else checkpoint.base}")
+
+
+@cli.group()
 def models() -> None:
     """Model checkpoints: the tiny default and local pretrained models."""
 

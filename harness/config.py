@@ -65,7 +65,8 @@ class Profile:
     tasks: dict[str, dict[str, Any]] = doc({}, "task name -> knob overrides; these tasks make up the suite")
     model: ModelSpec = doc(ModelSpec(), "the starting model")
     data: DataSpec = doc(DataSpec(), "data recipes")
-    stages: dict[str, dict[str, Any]] = doc({}, "stage kind -> trainer settings (see method stages)")
+    stages: dict[str, dict[str, Any]] = doc({}, "stage name -> trainer settings (harness/stages.py)")
+    match_budget: bool = doc(True, "give sft-mimic the token budget of wm-amt + fe-sft")
     eval: dict[str, Any] = doc({}, "evaluation settings")
 
 

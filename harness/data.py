@@ -120,7 +120,8 @@ def _row(row_id: str, kind: str, instance_id: str, segments: list[tuple[str, boo
     }
 
 
-def _dataset(rows: list[dict[str, Any]]) -> Dataset:
+def rows_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    """Returns rows of the common schema (COLUMNS) as a Dataset."""
     return Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS})
 
 
@@ -163,9 +164,9 @@ def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
         world_rows.append(_row(f"world-{i}", "world", episode.instance_id, [(text, True)]))
     world_rows += _expert_mix(expert_rows, world_rows, data.expert_share)
     return Corpora(
-        expert=_dataset(expert_rows),
-        look=_dataset(look_rows),
-        world=_dataset(world_rows),
+        expert=rows_dataset(expert_rows),
+        look=rows_dataset(look_rows),
+        world=rows_dataset(world_rows),
         expert_episodes=experts,
         world_episodes=explored,
         coverage=coverage(task, splits, experts, explored),

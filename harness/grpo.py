@@ -1,0 +1,139 @@
+"""The grpo stage (vanilla-rl and FC-RL) through TRL's GRPOTrainer with our multi-turn rollouts.
+
+GRPOTrainer hands each step's prompts to `rollout_func`, which plays whole episodes with the
+batched agent loop and returns the prompt ids, the completion ids (agent turns and observations
+interleaved), the sampling log-probabilities, and `env_mask` (1 = the model wrote the token,
+0 = the world did) so that observations are never trained on. Per-episode rewards travel as
+extra fields to the reward functions, which TRL weights with `reward_weights`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from transformers.trainer_callback import PrinterCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from harness.agent import AgentEpisode, Sampling, run_episodes
+from harness.rewards import calibration_reward, fidelity_reward, success_reward
+from harness.sft import JsonlLog, latest_checkpoint
+from harness.stages import GrpoSettings
+from tasks.base import Task
+
+SALT_RL = 404
+
+
+def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int) -> dict[str, list[float]]:
+    """Returns success, calibration and fidelity of each episode (fidelity simulated with a seeded rng)."""
+    rng = np.random.default_rng([seed, SALT_RL, -1])
+    return {
+        "success": [success_reward(e) for e in episodes],
+        "calibration": [calibration_reward(e) for e in episodes],
+        "fidelity": [fidelity_reward(task, e, rng) for e in episodes],
+    }
+
+
+def _field_reward(name: str) -> Callable[..., list[float]]:
+    def reward(prompts: list[Any], completions: list[Any], **fields: Any) -> list[float]:
+        return [float(x) for x in fields[name]]
+
+    reward.__name__ = name
+    return reward
+
+
+def make_rollout_func(
+    task: Task,
+    instances: Sequence[Any],
+    tokenizer: Any,
+    fmt: str,
+    settings: GrpoSettings,
+    seed: int,
+    stop_ids: list[int],
+) -> Callable[[list[str], Any], dict[str, list]]:
+    """Returns the rollout_func that plays one episode per prompt with the trainer's current model."""
+    by_prompt = {task.prompt(task.reset(inst)): inst for inst in instances}
+    calls = itertools.count()
+
+    def rollout_func(prompts: list[str], trainer: Any) -> dict[str, list]:
+        call = next(calls)
+        chosen = [by_prompt[p] for p in prompts]
+        rngs = [np.random.default_rng([seed, SALT_RL, call, i]) for i in range(len(chosen))]
+        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call)
+        training = trainer.model.training
+        episodes = run_episodes(trainer.model, tokenizer, task, chosen, rngs, fmt, sampling, stop_ids)
+        trainer.model.train(training)
+        return {
+            "prompt_ids": [e.prompt_ids for e in episodes],
+            "completion_ids": [e.completion_ids for e in episodes],
+            "logprobs": [e.logprobs for e in episodes],
+            "env_mask": [e.env_mask for e in episodes],
+            **episode_rewards(task, episodes, seed * 7919 + call),
+        }
+
+    return rollout_func
+
+
+def train_grpo(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    instances: Sequence[Any],
+    fmt: str,
+    settings: GrpoSettings,
+    work_dir: Path,
+    seed: int,
+    label: str,
+    stop_ids: list[int],
+) -> dict[str, Any]:
+    """Trains `model` in place with GRPO on episodes of `instances`; returns steps, tokens and rewards."""
+    names = ["success"] + [n for n, w in (("calibration", settings.lambda_cal), ("fidelity", settings.lambda_fid)) if w]
+    weights = {"success": 1.0, "calibration": settings.lambda_cal, "fidelity": settings.lambda_fid}
+    prompts = sorted({task.prompt(task.reset(inst)) for inst in instances})
+    batch = settings.prompts_per_step * settings.num_generations
+    args = GRPOConfig(
+        output_dir=str(work_dir),
+        max_steps=settings.steps,
+        per_device_train_batch_size=batch,
+        num_generations=settings.num_generations,
+        learning_rate=settings.lr,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        max_completion_length=4096,
+        reward_weights=[weights[n] for n in names],
+        logging_steps=1,
+        save_steps=settings.save_every,
+        save_total_limit=1,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    log_path = work_dir / "log.jsonl"
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[_field_reward(n) for n in names],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=tokenizer,
+        rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids),
+        callbacks=[JsonlLog(log_path, label)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.train(resume_from_checkpoint=latest_checkpoint(work_dir))
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    rewards = [r["reward"] for r in records if "reward" in r]
+    return {
+        "steps": settings.steps,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "first_reward": rewards[0] if rewards else None,
+        "last_reward": rewards[-1] if rewards else None,
+    }
