@@ -141,15 +141,19 @@ def run_episodes(
     fmt: str,
     sampling: Sampling,
     stop_ids: Sequence[int],
+    prefix: str = "",
 ) -> list[AgentEpisode]:
-    """Returns one played episode per instance, all advanced together in one batch."""
+    """Returns one played episode per instance, all advanced together in one batch.
+
+    `prefix` (few-shot examples) is read before each prompt and counts as part of the prompt.
+    """
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     generator = torch.Generator().manual_seed(sampling.seed)
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
     states = [task.reset(inst) for inst in instances]
     episodes = [AgentEpisode(inst.id, task.prompt(s)) for inst, s in zip(instances, states, strict=True)]
-    pending = [encode(tokenizer, ep.prompt + "\n") for ep in episodes]
+    pending = [encode(tokenizer, prefix + ep.prompt + "\n") for ep in episodes]
     for ep, ids in zip(episodes, pending):
         ep.prompt_ids = list(ids)
     batch = _Batch(model, len(instances), pad_id)

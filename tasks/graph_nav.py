@@ -1,0 +1,401 @@
+"""graph-nav: reach a goal node of a hidden labelled digraph whose moves slip; Q* by dynamic programming.
+
+Every node has one outgoing edge per label. `go <label>` follows that edge, except that with
+probability `slip` it follows one of the other labels' edges instead (uniformly). The episode ends
+at the goal (success) or when the horizon's turns are used up (failure). Q*(state, plan) is exact:
+an expectation over slip outcomes for the plan, then the optimal values V(node, steps left).
+
+Held-out coverage (DESIGN.md section 5): each split seed picks held-out goal nodes. Train instances
+never aim at one and their nominal expert paths never enter one, so the last edge into a held-out
+goal is never on a train expert's nominal path; about `heldout_share` of test instances aim at a
+held-out goal. Exploration starts anywhere, so it shows those edges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.registry import register_task
+from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
+
+LABELS = ("red", "blue", "green", "gold", "gray", "pink", "teal", "tan")
+NO_EDGE = "no such edge"
+SALT_WORLD, SALT_SPLIT = 7001, 7002
+TIE = 1e-12
+"""Success probabilities this close count as equal, so the expert falls back to the shorter route."""
+
+
+@dataclass(frozen=True)
+class GraphNavConfig(TaskConfig):
+    """Knobs of graph-nav: graph size, labels, slip, horizon and instance difficulty."""
+
+    n_nodes: int = knob(24, "nodes of the hidden graph", 4, 200)
+    n_labels: int = knob(3, "edge labels, hence outgoing edges per node and legal actions", 2, 8)
+    slip: float = knob(0.1, "probability that a move follows another label's edge instead", 0.0, 0.9)
+    horizon: int = knob(8, "turns before the episode fails", 1, 64)
+    min_distance: int = knob(2, "fewest no-slip moves from start to goal of a split instance", 1, 64)
+    pockets: float = knob(
+        0.25, "share of nodes that are dead-end detours; held-out goals are drawn from them", 0.0, 0.5
+    )
+    world_seed: int = knob(0, "seed of the hidden graph (splits use the run seed)", 0, 2**31)
+
+    @property
+    def n_pockets(self) -> int:
+        """Returns how many nodes are pockets (at most half, so the core keeps two nodes)."""
+        return min(round(self.pockets * self.n_nodes), self.n_nodes // 2)
+
+    def problem(self) -> str | None:
+        """Returns why these knobs cannot give instances, or None."""
+        if self.min_distance > self.horizon:
+            return f"min_distance {self.min_distance} exceeds horizon {self.horizon}"
+        if self.min_distance >= self.n_nodes:
+            return f"min_distance {self.min_distance} needs more than n_nodes {self.n_nodes} nodes"
+        if self.heldout_share > 0 and self.n_pockets == 0:
+            return f"heldout_share {self.heldout_share} needs pockets to hold out (pockets {self.pockets})"
+        return None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A start and goal node; `heldout` marks a test or dev instance aiming at a held-out goal."""
+
+    id: str
+    start: int
+    goal: int
+    heldout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Where the agent is, what it aims at and how many turns it has used."""
+
+    node: int
+    goal: int
+    t: int = 0
+    done: bool = False
+    success: bool = False
+
+
+def random_graph(n_nodes: int, n_labels: int, n_pockets: int, rng: np.random.Generator) -> np.ndarray:
+    """Returns successors (n_nodes x n_labels): a strongly connected graph without self-loops, with pockets.
+
+    Core nodes lie on a random Hamiltonian cycle, which makes the graph strongly connected; which
+    label carries a node's cycle edge is random so that no label is special, and its other edges go
+    to distinct core nodes where there are enough of them, so that slips change where one lands.
+
+    A pocket is a detour: one edge of one core host leads in, and every edge out leads to one of
+    the host's other successors. Going through a pocket is never better than going around it, so
+    an optimal expert enters one only to reach it (or by slipping); this is what lets a split hold
+    pockets out of the train experts' paths.
+    """
+    nodes = [int(n) for n in rng.permutation(n_nodes)]
+    pockets, core = nodes[:n_pockets], nodes[n_pockets:]
+    succ = np.zeros((n_nodes, n_labels), dtype=np.int64)
+    cycle_label = {}
+    for i, node in enumerate(core):
+        nxt = core[(i + 1) % len(core)]
+        others = [n for n in core if n not in (node, nxt)]
+        replace = len(others) < n_labels - 1
+        if replace:
+            others = [n for n in core if n != node]
+        targets = list(rng.choice(others, size=n_labels - 1, replace=replace))
+        cycle_label[node] = int(rng.integers(n_labels))
+        targets.insert(cycle_label[node], nxt)
+        succ[node] = targets
+    for pocket, host in zip(pockets, rng.choice(core, size=n_pockets, replace=False)):
+        label = int(rng.choice([lab for lab in range(n_labels) if lab != cycle_label[host]]))
+        exits = [int(n) for lab, n in enumerate(succ[host]) if lab != label]
+        succ[pocket] = rng.choice(exits, size=n_labels)
+        succ[host, label] = pocket
+    return succ
+
+
+def shortest_distances(succ: np.ndarray) -> np.ndarray:
+    """Returns dist[s, g], the fewest moves from s to g without slips (n_nodes + 1 if unreachable)."""
+    n = len(succ)
+    dist = np.full((n, n), n + 1, dtype=np.int64)
+    for source in range(n):
+        dist[source, source] = 0
+        queue = deque([source])
+        while queue:
+            node = queue.popleft()
+            for nxt in succ[node]:
+                if dist[source, nxt] > dist[source, node] + 1:
+                    dist[source, nxt] = dist[source, node] + 1
+                    queue.append(nxt)
+    return dist
+
+
+def find_pockets(succ: np.ndarray) -> tuple[int, ...]:
+    """Returns the pockets: nodes with one edge in, whose edges out all reach the host's other successors."""
+    found = []
+    for node in range(len(succ)):
+        into = np.argwhere(succ == node)
+        if len(into) == 1 and into[0, 0] != node:
+            host, label = into[0]
+            if set(succ[node].tolist()) <= set(np.delete(succ[host], label).tolist()):
+                found.append(node)
+    return tuple(found)
+
+
+@register_task("graph-nav")
+class GraphNav:
+    """A hidden labelled digraph with slipping moves; the oracle solves it exactly."""
+
+    name: ClassVar[str] = "graph-nav"
+    family: ClassVar[str] = "search"
+    Config: ClassVar[type[TaskConfig]] = GraphNavConfig
+
+    def __init__(self, config: GraphNavConfig) -> None:
+        rng = np.random.default_rng([config.world_seed, SALT_WORLD])
+        succ = random_graph(config.n_nodes, config.n_labels, config.n_pockets, rng)
+        self._build(config, succ)
+
+    @classmethod
+    def from_edges(cls, config: GraphNavConfig, edges: Sequence[Sequence[int]]) -> GraphNav:
+        """Returns the task over an explicit graph: edges[n][l] is where label l leads from node n."""
+        succ = np.asarray(edges, dtype=np.int64)
+        if succ.shape != (config.n_nodes, config.n_labels) or succ.min() < 0 or succ.max() >= config.n_nodes:
+            raise HarnessError(f"graph-nav edges must be {config.n_nodes} rows of {config.n_labels} node indices")
+        task = cls.__new__(cls)
+        task._build(config, succ)
+        return task
+
+    def _build(self, config: GraphNavConfig, succ: np.ndarray) -> None:
+        self.config = config
+        self.succ = succ
+        self._succ_rows = succ.tolist()  # plain ints: step() and q_star() index them per move
+        self.dist = shortest_distances(succ)
+        self.pockets = find_pockets(succ)
+        self.labels = LABELS[: config.n_labels]
+        self.node_names = tuple(f"n{i}" for i in range(config.n_nodes))
+        self._actions = tuple(f"go {label}" for label in self.labels)
+        self._label_index = {label: i for i, label in enumerate(self.labels)}
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._splits: dict[int, Splits] = {}
+        self._heldout: dict[int, frozenset[int]] = {}
+
+    # -- the world ------------------------------------------------------------------------------
+
+    def reset(self, instance: Instance) -> State:
+        """Returns the start state of `instance`."""
+        reached = instance.start == instance.goal
+        return State(instance.start, instance.goal, 0, reached, reached)
+
+    def parse(self, action: str) -> int | str:
+        """Returns the label index `action` moves along, or the observation saying why it does not move."""
+        words = action.split()
+        if len(words) != 2 or words[0] != "go":
+            return INVALID_ACTION
+        return self._label_index.get(words[1], NO_EDGE)
+
+    def step(self, state: State, action: str, rng: np.random.Generator) -> Step:
+        """Returns the next state; draws exactly one uniform number whatever the action."""
+        u = rng.random()
+        if state.done:
+            return Step(state, f"at {self.node_names[state.node]}", True, float(state.success))
+        label = self.parse(action)
+        node = state.node
+        if isinstance(label, int):
+            node = self._succ_rows[node][self._slipped(label, u)]
+            observation = f"at {self.node_names[node]}"
+        else:
+            observation = label
+            return Step(state, observation, False, 0.0)
+        t = state.t + 1
+        success = node == state.goal
+        done = success or t >= self.config.horizon
+        return Step(State(node, state.goal, t, done, success), observation, done, float(success))
+
+    def _slipped(self, label: int, u: float) -> int:
+        """Returns the label actually followed when `label` is intended and the draw is `u`."""
+        slip, n = self.config.slip, self.config.n_labels
+        if u >= slip:
+            return label
+        other = min(int(u / slip * (n - 1)), n - 2)
+        return other + (other >= label)
+
+    # -- text ------------------------------------------------------------------------------------
+
+    def prompt(self, state: State) -> str:
+        """Returns the goal and start, e.g. 'goal n7 at n3'."""
+        return f"goal {self.node_names[state.goal]} at {self.node_names[state.node]}"
+
+    def describe(self, state: State) -> str:
+        """Returns the Markov state, e.g. 'goal n7 at n3 left 5'."""
+        return f"{self.prompt(state)} left {max(self.config.horizon - state.t, 0)}"
+
+    def thought(self, state: State) -> str:
+        """Returns the expert's thought, e.g. 'need n7 from n3'."""
+        return f"need {self.node_names[state.goal]} from {self.node_names[state.node]}"
+
+    def legal_actions(self, state: State) -> list[str]:
+        """Returns 'go <label>' for every label, in label order."""
+        return list(self._actions)
+
+    def vocabulary(self) -> list[str]:
+        """Returns every word of prompts, actions, observations, descriptions and thoughts."""
+        words = ["go", "at", "goal", "need", "from", "left", *NO_EDGE.split(), *INVALID_ACTION.split()]
+        words += list(self.labels) + list(self.node_names)
+        return words + [str(k) for k in range(self.config.horizon + 1)]
+
+    # -- the oracle ------------------------------------------------------------------------------
+
+    def _solve(self, goal: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns V[k, n] (best success probability with k moves left) and the expert's label per (k, n)."""
+        if goal in self._tables:
+            return self._tables[goal]
+        slip, n_labels, horizon = self.config.slip, self.config.n_labels, self.config.horizon
+        other = slip / (n_labels - 1)
+        # Among (near) equal success probabilities the expert takes the edge nearest the goal, so
+        # that with slip 0 it walks a shortest path rather than whichever label comes first.
+        nearness = self.dist[self.succ, goal].astype(float)
+        values = np.zeros((horizon + 1, len(self.succ)))
+        values[:, goal] = 1.0
+        policy = np.zeros((horizon + 1, len(self.succ)), dtype=np.int64)
+        policy[0] = nearness.argmin(axis=1)
+        for k in range(1, horizon + 1):
+            ahead = values[k - 1][self.succ]
+            q = (1.0 - slip - other) * ahead + other * ahead.sum(axis=1, keepdims=True)
+            best = q.max(axis=1, keepdims=True)
+            policy[k] = np.where(q >= best - TIE, nearness, np.inf).argmin(axis=1)
+            values[k] = best[:, 0]
+            values[k, goal] = 1.0
+        self._tables[goal] = (values, policy)
+        return values, policy
+
+    def value(self, state: State) -> float:
+        """Returns V*(state): the success probability of the expert from `state`."""
+        if state.done:
+            return float(state.success)
+        values, _ = self._solve(state.goal)
+        return float(values[self.config.horizon - state.t, state.node])
+
+    def expert(self, state: State) -> str:
+        """Returns the optimal action; ties go to the edge nearest the goal, then to label order."""
+        _, policy = self._solve(state.goal)
+        left = min(max(self.config.horizon - state.t, 0), self.config.horizon)
+        return self._actions[policy[left, state.node]]
+
+    def q_star(self, state: State, plan: Sequence[str]) -> float:
+        """Returns the exact probability that `plan` (open loop), then the expert, reaches the goal in time."""
+        if state.done:
+            return float(state.success)
+        values, _ = self._solve(state.goal)
+        slip, n_labels, horizon = self.config.slip, self.config.n_labels, self.config.horizon
+        mass, reached, t = {state.node: 1.0}, 0.0, state.t
+        for action in plan:
+            if t >= horizon or not mass:
+                break
+            label = self.parse(action)
+            if isinstance(label, int):
+                moved: dict[int, float] = {}
+                for node, m in mass.items():
+                    for other, nxt in enumerate(self._succ_rows[node]):
+                        p = 1.0 - slip if other == label else slip / (n_labels - 1)
+                        if p > 0.0:
+                            moved[nxt] = moved.get(nxt, 0.0) + m * p
+                mass = moved
+            t += 1
+            reached += mass.pop(state.goal, 0.0)
+        left = horizon - t
+        return reached + sum(m * values[left, node] for node, m in mass.items())
+
+    def nominal_path(self, start: int, goal: int) -> list[tuple[int, int, int]]:
+        """Returns the (node, label, next) moves of the expert from `start` when nothing slips."""
+        _, policy = self._solve(goal)
+        path, node = [], start
+        for t in range(self.config.horizon):
+            if node == goal:
+                break
+            label = int(policy[self.config.horizon - t, node])
+            nxt = self._succ_rows[node][label]
+            path.append((node, label, nxt))
+            node = nxt
+        return path
+
+    def items(self, state: State, action: str, nxt: State) -> frozenset:
+        """Returns {(node, label, next node)} that a legal move shows, else nothing."""
+        label = self.parse(action)
+        if state.done or not isinstance(label, int):
+            return frozenset()
+        return frozenset({(self.node_names[state.node], self.labels[label], self.node_names[nxt.node])})
+
+    def required(self, instance: Instance) -> frozenset:
+        """Returns the (node, label, next node) moves of the expert's no-slip path for `instance`."""
+        names = self.node_names
+        return frozenset(
+            (names[a], self.labels[lab], names[b]) for a, lab, b in self.nominal_path(instance.start, instance.goal)
+        )
+
+    # -- instances -------------------------------------------------------------------------------
+
+    def sample_instance(self, rng: np.random.Generator) -> Instance:
+        """Returns a uniform (start, goal) pair of distinct nodes from the whole world."""
+        n = self.config.n_nodes
+        start = int(rng.integers(n))
+        goal = (start + 1 + int(rng.integers(n - 1))) % n
+        return Instance(f"graph-nav-explore-{start}-{goal}", start, goal)
+
+    def heldout_goals(self, seed: int) -> frozenset[int]:
+        """Returns the pockets split `seed` holds out of train (empty when heldout_share is 0)."""
+        self.splits(seed)
+        return self._heldout[seed]
+
+    def splits(self, seed: int) -> Splits:
+        """Returns train/dev/test instances; held-out test and dev instances aim at held-out pockets."""
+        if seed in self._splits:
+            return self._splits[seed]
+        c = self.config
+        rng = np.random.default_rng([c.world_seed, seed, SALT_SPLIT])
+        ho_test, ho_dev = round(c.n_test * c.heldout_share), round(c.n_dev * c.heldout_share)
+        fam_test, fam_dev = c.n_test - ho_test, c.n_dev - ho_dev
+        n = c.n_nodes
+        pairs = [
+            (s, g) for s in range(n) for g in range(n) if s != g and c.min_distance <= self.dist[s, g] <= c.horizon
+        ]
+        # Half the pockets are held out, more if they have too few instances; the others may be train goals.
+        pockets = [int(p) for p in rng.permutation(self.pockets)] if ho_test + ho_dev else []
+        k = math.ceil(len(pockets) / 2)
+        while k < len(pockets) and sum(g in pockets[:k] for _, g in pairs) < ho_test + ho_dev:
+            k += 1
+        held = frozenset(pockets[:k])
+        heldout = [pairs[i] for i in rng.permutation(len(pairs)) if pairs[i][1] in held]
+        familiar = [(s, g) for s, g in pairs if not held & {s, g, *(b for _, _, b in self.nominal_path(s, g))}]
+        familiar = [familiar[i] for i in rng.permutation(len(familiar))]
+        # Train keeps at least half the familiar pairs (repeating them if it needs more); the rest
+        # are kept apart for familiar dev and test instances.
+        n_train_pairs = min(c.n_train, max(len(familiar) - fam_test - fam_dev, math.ceil(len(familiar) / 2)))
+        train, spare = familiar[:n_train_pairs], familiar[n_train_pairs:]
+        if not train or (fam_test + fam_dev and not spare) or (ho_test + ho_dev and not heldout):
+            raise HarnessError(
+                f"graph-nav world {c.world_seed} has too few pairs {c.min_distance}-{c.horizon} moves apart "
+                f"(or pockets, {len(self.pockets)}) for train, dev and test with heldout_share {c.heldout_share}"
+            )
+        seen = {move for pair in train for move in self.nominal_path(*pair)}
+        spare.sort(key=lambda pair: not seen.issuperset(self.nominal_path(*pair)))  # familiar ones first
+
+        def instances(part: str, fam: list, ho: list) -> tuple[Instance, ...]:
+            tagged = [(pair, False) for pair in fam] + [(pair, True) for pair in ho]
+            tagged = [tagged[i] for i in rng.permutation(len(tagged))]
+            return tuple(Instance(f"graph-nav-s{seed}-{part}-{i}", s, g, h) for i, ((s, g), h) in enumerate(tagged))
+
+        self._heldout[seed] = held
+        self._splits[seed] = Splits(
+            train=instances("train", _cycle(train, c.n_train), []),
+            dev=instances("dev", _cycle(spare, fam_dev, fam_test), _cycle(heldout, ho_dev, ho_test)),
+            test=instances("test", _cycle(spare, fam_test), _cycle(heldout, ho_test)),
+        )
+        return self._splits[seed]
+
+
+def _cycle(pool: list, n: int, offset: int = 0) -> list:
+    """Returns n items of `pool` from `offset` on, wrapping around (repeating only a small pool)."""
+    return [pool[(offset + i) % len(pool)] for i in range(n)] if pool else []
