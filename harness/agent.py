@@ -39,6 +39,8 @@ class Turn:
     parsed: AgentTurn | ParseError
     action: str
     observation: str
+    token_ids: list[int] = field(default_factory=list)
+    """The tokens the model generated for this turn."""
 
 
 @dataclass
@@ -142,10 +144,12 @@ def run_episodes(
     sampling: Sampling,
     stop_ids: Sequence[int],
     prefix: str = "",
+    max_turns: int | None = None,
 ) -> list[AgentEpisode]:
     """Returns one played episode per instance, all advanced together in one batch.
 
     `prefix` (few-shot examples) is read before each prompt and counts as part of the prompt.
+    `max_turns` stops every episode after that many turns (to sample first moves).
     """
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -157,7 +161,9 @@ def run_episodes(
     for ep, ids in zip(episodes, pending):
         ep.prompt_ids = list(ids)
     batch = _Batch(model, len(instances), pad_id)
-    while any(not s.done for s in states):
+    turns = 0
+    while any(not s.done for s in states) and (max_turns is None or turns < max_turns):
+        turns += 1
         active = torch.tensor([not s.done for s in states])
         logits = batch.feed([p if a else [] for p, a in zip(pending, active.tolist())])
         written: list[list[int]] = [[] for _ in instances]
@@ -178,7 +184,8 @@ def run_episodes(
             parsed = parse_turn(output, fmt)
             action = normalize(action_of(parsed))
             result = task.step(states[i], action, rngs[i])
-            episodes[i].turns.append(Turn(states[i], normalize(output), parsed, action, result.observation))
+            turn = Turn(states[i], normalize(output), parsed, action, result.observation, written[i])
+            episodes[i].turns.append(turn)
             states[i] = result.state
             episodes[i].success = result.reward > 0
             if not result.state.done:

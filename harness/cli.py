@@ -149,6 +149,31 @@ def train(
     click.echo(f"checkpoint {checkpoint.adapters[-1] if checkpoint.adapters else checkpoint.base}")
 
 
+@cli.command("eval")
+@click.option("--method", "method_name", required=True, help="a registered method (harness methods list)")
+@click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)")
+@click.option("--seed", default=0, show_default=True, type=int)
+@PROFILE
+@click.option("--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model")
+@click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)")
+@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+def evaluate(
+    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, runs: Path
+) -> None:
+    """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
+    from harness.evaluate import evaluate_run
+
+    prof = resolve_profile(profile, model, lora)
+    path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
+    s = metrics["success"]
+    click.echo(
+        f"{method_name} on {task_name} seed {seed}: success {s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
+        f"n={s['n']}, format rate {metrics['format_rate']:.3f}, random policy {metrics['random_policy_success']:.3f}"
+    )
+    click.echo(f"run written to {path}")
+
+
 @cli.group()
 def models() -> None:
     """Model checkpoints: the tiny default and local pretrained models."""

@@ -70,7 +70,7 @@ class Profile:
     eval: dict[str, Any] = doc({}, "evaluation settings")
 
 
-def _build(cls: type, values: Any, where: str) -> Any:
+def build_dataclass(cls: type, values: Any, where: str) -> Any:
     """Returns `cls` built from a mapping, or raises HarnessError naming the bad key."""
     if not isinstance(values, dict):
         raise HarnessError(f"{where} must be a mapping, got {type(values).__name__}")
@@ -86,7 +86,7 @@ def _build(cls: type, values: Any, where: str) -> Any:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return build_dataclass(hint, value, where)
     origin = typing.get_origin(hint) or hint
     if origin in (list, tuple):
         if not isinstance(value, list):
@@ -131,7 +131,7 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
                 values.setdefault(section, {})[sub] = value
             else:
                 values[key] = value
-    profile = _build(Profile, values, f"profile {path.name}")
+    profile = build_dataclass(Profile, values, f"profile {path.name}")
     if not profile.tasks:
         raise HarnessError(f"profile {path.name} names no tasks")
     return profile

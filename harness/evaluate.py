@@ -1,20 +1,43 @@
-"""Plays a trained agent on a task's split in batches; every method sees the same world noise.
+"""Evaluates a trained method on a task's test split and writes the run (DESIGN.md sections 7-8).
 
-Episode i of a split draws its world noise from (seed, SALT_EVAL, i) whatever the method, so the
-comparison of two methods is paired episode by episode.
+Episode i of a split draws its world noise from (seed, SALT_EVAL, i) whatever the method, so two
+methods are compared episode by episode on the same noise. Decoding is greedy; selection gain
+samples N first moves per test instance and scores each plan by its Q*.
 """
 
 from __future__ import annotations
 
+import resource
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
+from harness.config import Profile, as_dict, build_dataclass, config_hash, doc
+from harness.data import expert_episodes, react_row
+from harness.models import stop_token_ids
+from harness.registry import make_task
+from harness.runs import git_commit, run_dir, versions, write_run
+from harness.scoring import episode_record, run_metrics
+from harness.traces import ForesightBlock
+from harness.train import load_checkpoint, train_method
 from tasks.base import Task
 
-SALT_EVAL = 505
+SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the test split is played."""
+
+    batch_size: int = doc(64, "episodes advanced together in one batch")
+    max_turn_tokens: int = doc(48, "longest agent turn in tokens")
+    candidates: int = doc(8, "first moves sampled per test instance for selection gain (0 = skip)")
+    candidate_temperature: float = doc(1.0, "sampling temperature of those candidates")
 
 
 def play_split(
@@ -24,23 +47,46 @@ def play_split(
     instances: Sequence[Any],
     fmt: str,
     seed: int,
-    stop_ids: list[int],
-    batch_size: int = 64,
-    sampling: Sampling = Sampling(),
+    settings: EvalSettings,
+    sampling: Sampling,
     prefix: str = "",
+    salt: int = SALT_EVAL,
+    max_turns: int | None = None,
 ) -> list[AgentEpisode]:
-    """Returns the agent's episode on every instance, played `batch_size` at a time."""
+    """Returns the agent's episode on every instance, played `settings.batch_size` at a time."""
+    stops = stop_token_ids(tokenizer)
     episodes: list[AgentEpisode] = []
-    for start in range(0, len(instances), batch_size):
-        chunk = instances[start : start + batch_size]
-        rngs = [np.random.default_rng([seed, SALT_EVAL, start + i]) for i in range(len(chunk))]
-        episodes += run_episodes(model, tokenizer, task, chunk, rngs, fmt, sampling, stop_ids, prefix=prefix)
+    for start in range(0, len(instances), settings.batch_size):
+        chunk = instances[start : start + settings.batch_size]
+        rngs = [np.random.default_rng([seed, salt, start + i]) for i in range(len(chunk))]
+        episodes += run_episodes(
+            model, tokenizer, task, chunk, rngs, fmt, sampling, stops, prefix=prefix, max_turns=max_turns
+        )
     return episodes
 
 
-def success_rate(episodes: Sequence[AgentEpisode]) -> float:
-    """Returns the share of solved episodes."""
-    return float(np.mean([e.success for e in episodes])) if episodes else 0.0
+def sample_candidates(
+    model: Any, tokenizer: Any, task: Task, instances: Sequence[Any], seed: int, settings: EvalSettings
+) -> list[list[dict[str, float]]]:
+    """Returns, per instance, the parsed first-move candidates as {p, q_star} (unparsed ones dropped)."""
+    found: list[list[dict[str, float]]] = [[] for _ in instances]
+    for c in range(settings.candidates):
+        sampling = Sampling(settings.candidate_temperature, settings.max_turn_tokens, seed=seed * 1009 + c)
+        firsts = play_split(
+            model, tokenizer, task, instances, "foresight", seed, settings, sampling, salt=SALT_CANDIDATES, max_turns=1
+        )
+        for i, episode in enumerate(firsts):
+            block = episode.turns[0].parsed
+            if isinstance(block, ForesightBlock):
+                found[i].append({"p": block.p, "q_star": task.q_star(episode.turns[0].state, block.plan)})
+    return found
+
+
+def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
+    """Returns `shots` expert episodes of the train split in the ReAct format, as a prompt prefix."""
+    train = task.splits(seed).train[:shots]
+    episodes = expert_episodes(task, train, seed + SALT_FEWSHOT)
+    return "".join(react_row(task, e, f"shot-{i}")["text"] for i, e in enumerate(episodes))
 
 
 def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> float:
@@ -55,3 +101,53 @@ def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> fl
             state = result.state
             solved += result.reward > 0
     return solved / max(1, len(instances))
+
+
+def evaluate_run(
+    method_name: str, task_name: str, profile: Profile, seed: int, cache: Path, runs: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Trains what is missing, plays the test split, and writes the run; returns its path and metrics."""
+    started = time.time()
+    settings = build_dataclass(EvalSettings, profile.eval, "eval")
+    method, checkpoint, outcomes = train_method(method_name, task_name, profile, seed, cache)
+    trained = time.time()
+    task = make_task(task_name, profile.tasks[task_name])
+    model, tokenizer = load_checkpoint(checkpoint)
+    test = task.splits(seed).test
+    prefix = few_shot_prefix(task, seed, method.few_shot) if method.few_shot else ""
+    greedy = Sampling(0.0, settings.max_turn_tokens, seed)
+    episodes = play_split(model, tokenizer, task, test, method.fmt, seed, settings, greedy, prefix=prefix)
+    candidates = (
+        sample_candidates(model, tokenizer, task, test, seed, settings)
+        if method.verbal_p and settings.candidates
+        else [[] for _ in test]
+    )
+    rng = np.random.default_rng([seed, SALT_EVAL, -1])
+    records = [episode_record(task, i, e, rng, candidates[i]) for i, e in enumerate(episodes)]
+    metrics = run_metrics(records, method.verbal_p, seed, profile.data.look_k)
+    metrics["cost"] = {
+        "training_tokens": sum(int(o.stats.get("tokens_seen") or 0) for o in outcomes),
+        "stages": {
+            o.name: {"hash": o.hash, "tokens_seen": o.stats.get("tokens_seen"), "steps": o.stats.get("steps")}
+            for o in outcomes
+        },
+    }
+    metrics["random_policy_success"] = random_policy_success(task, test, seed)
+    metrics["identity"] = {"method": method_name, "task": task_name, "profile": profile.name, "seed": seed}
+    manifest = {
+        "profile": as_dict(profile),
+        "config_hash": config_hash(profile),
+        "method": method_name,
+        "task": task_name,
+        "seed": seed,
+        "checkpoint": checkpoint.hash,
+        "stages": [{"name": o.name, "hash": o.hash, "reused": o.reused, **o.stats} for o in outcomes],
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "wall_s": {"train": round(trained - started, 2), "eval": round(time.time() - trained, 2)},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "determinism": "CPU, fixed seeds; bytes of metrics.json depend on package versions and torch_threads",
+    }
+    path = run_dir(runs, profile.name, task_name, method_name, seed)
+    write_run(path, manifest, records, metrics)
+    return path, metrics

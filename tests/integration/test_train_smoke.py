@@ -1,0 +1,129 @@
+"""Every registered method trains on the smoke profile; stages are cached, reused and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.agent import Sampling, encode, run_episodes
+from harness.config import load_profile
+from harness.models import stop_token_ids
+from harness.registry import make_task, method_names
+from harness.traces import render_observation
+from harness.train import initial_checkpoint, load_checkpoint, train_method
+
+pytestmark = pytest.mark.slow
+TASK = "graph-nav"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return load_profile("smoke")
+
+
+def test_foresight_runs_three_stages_then_reuses_them(cache: Path, smoke) -> None:
+    _, checkpoint, outcomes = train_method("foresight", TASK, smoke, 0, cache)
+    assert [o.name for o in outcomes] == ["wm-amt", "fe-sft", "fc-rl"]
+    assert not any(o.reused for o in outcomes)
+    for o in outcomes[:2]:
+        assert o.stats["last_loss"] < o.stats["first_loss"], o
+    assert outcomes[2].stats["steps"] == smoke.stages["fc-rl"]["steps"]
+    for o in outcomes:
+        log = (cache / o.hash / "log.jsonl").read_text().splitlines()
+        assert log, f"{o.name} wrote no log"
+    _, again, reused = train_method("foresight", TASK, smoke, 0, cache)
+    assert all(o.reused for o in reused) and again == checkpoint
+
+
+@pytest.mark.parametrize("method", [m for m in method_names() if m != "foresight"])
+def test_every_method_trains_on_smoke(cache: Path, smoke, method: str) -> None:
+    result_method, checkpoint, outcomes = train_method(method, TASK, smoke, 0, cache)
+    assert len(outcomes) == len(result_method.stages)
+    model, tokenizer = load_checkpoint(checkpoint)
+    assert model.config.vocab_size == len(tokenizer)
+
+
+def test_env_mask_marks_exactly_the_observation_tokens(cache: Path, smoke) -> None:
+    task = make_task(TASK, smoke.tasks[TASK])
+    model, tokenizer = load_checkpoint(initial_checkpoint(smoke, 0, cache))
+    instances = task.splits(0).train[:6]
+    rngs = [np.random.default_rng(i) for i in range(len(instances))]
+    sampling = Sampling(temperature=1.0, max_turn_tokens=12, seed=3)
+    episodes = run_episodes(model, tokenizer, task, instances, rngs, "foresight", sampling, stop_token_ids(tokenizer))
+    for episode in episodes:
+        expected_ids: list[int] = []
+        expected_mask: list[int] = []
+        for i, turn in enumerate(episode.turns):
+            expected_ids += turn.token_ids
+            expected_mask += [1] * len(turn.token_ids)
+            if i < len(episode.turns) - 1:
+                obs = encode(tokenizer, render_observation(turn.observation) + "\n")
+                expected_ids += obs
+                expected_mask += [0] * len(obs)
+        assert episode.completion_ids == expected_ids
+        assert episode.env_mask == expected_mask
+        assert len(episode.logprobs) == len(expected_ids)
+        assert all(lp == 0.0 for lp, m in zip(episode.logprobs, expected_mask) if m == 0)
+        assert all(lp < 0.0 for lp, m in zip(episode.logprobs, expected_mask) if m == 1)
+
+
+def test_killed_stage_resumes(tmp_path: Path) -> None:
+    profile = tmp_path / "resume.yaml"
+    profile.write_text(
+        (Path(__file__).parents[2] / "harness/profiles/smoke.yaml")
+        .read_text()
+        .replace(
+            "sft: {tokens: 4000, lr: 0.003, batch_size: 8, save_every: 1000}",
+            "sft: {tokens: 60000, lr: 0.003, batch_size: 8, save_every: 5}",
+        )
+    )
+    cache = tmp_path / "cache"
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "train",
+        "--method",
+        "react",
+        "--task",
+        TASK,
+        "--profile",
+        str(profile),
+        "--cache",
+        str(cache),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("*.partial/checkpoint-*")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = list(cache.glob("*.partial"))
+    assert partial and list(partial[0].glob("checkpoint-*")), "no TRL checkpoint before the kill"
+    saved = max(int(p.name.split("-")[1]) for p in partial[0].glob("checkpoint-*"))
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    stage_dir = cache / partial[0].name.removesuffix(".partial")
+    assert (stage_dir / "stage.json").exists() and not partial[0].exists()
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0]) for line in (stage_dir / "log.jsonl").read_text().splitlines()
+    ]
+    # The rerun's first logged step continues after the checkpoint instead of starting over.
+    restart = (
+        next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
+        if any(steps[i] <= steps[i - 1] for i in range(1, len(steps)))
+        else None
+    )
+    assert restart is None or steps[restart] > saved
