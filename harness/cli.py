@@ -7,7 +7,9 @@ exception) keeps its traceback and exits 1.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -166,12 +168,62 @@ def evaluate(
 
     prof = resolve_profile(profile, model, lora)
     path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
-    s = metrics["success"]
+    s = metrics["success_ci"]
     click.echo(
         f"{method_name} on {task_name} seed {seed}: success {s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
         f"n={s['n']}, format rate {metrics['format_rate']:.3f}, random policy {metrics['random_policy_success']:.3f}"
     )
     click.echo(f"run written to {path}")
+
+
+@cli.command()
+@click.option("--method", "method_name", default="foresight", show_default=True)
+@click.option("--baseline", default="sft-mimic", show_default=True)
+@click.option("--task", "task_name", default="all", show_default=True, help="a task of the profile, or all")
+@PROFILE
+@click.option("--format", "fmt", default="table", show_default=True, help="table, md, csv or latex")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write to this file instead of stdout")
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@click.option("--run-missing", is_flag=True, help="train and evaluate missing runs first")
+def compare(
+    method_name: str,
+    baseline: str,
+    task_name: str,
+    profile: str,
+    fmt: str,
+    out: Path | None,
+    runs: Path,
+    cache: Path,
+    run_missing: bool,
+) -> None:
+    """Compares two methods paired by task, seed and episode, with paired-bootstrap CIs."""
+    from harness.compare import FORMATS, compare_table, load_pairs, render
+    from harness.config import load_profile
+    from harness.evaluate import evaluate_run
+    from harness.registry import method_factory
+    from harness.store import atomic_write_text
+
+    if fmt not in FORMATS:
+        raise HarnessError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    prof = load_profile(profile)
+    if task_name != "all" and task_name not in prof.tasks:
+        raise HarnessError(f"task {task_name!r} is not in profile {prof.name} (its tasks: {', '.join(prof.tasks)})")
+    tasks_ = list(prof.tasks) if task_name == "all" else [task_name]
+    if run_missing:
+        for task in tasks_:
+            for name in (method_name, baseline):
+                for seed in prof.seeds:
+                    if not (runs / prof.name / task / name / f"seed{seed}" / "metrics.json").is_file():
+                        evaluate_run(name, task, prof, seed, cache, runs)
+    pairs = load_pairs(prof, runs, method_name, baseline, tasks_)
+    verbal = (method_factory(method_name)(prof).verbal_p, method_factory(baseline)(prof).verbal_p)
+    text = render(compare_table(pairs, verbal, prof.data.look_k), fmt, method_name, baseline)
+    if out:
+        atomic_write_text(out, text)
+        click.echo(f"written to {out}")
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.group()
@@ -194,6 +246,10 @@ def models_import_gguf(gguf_path: Path | None, out: Path) -> None:
 
 def main() -> None:
     """Entry point: runs the command line, mapping HarnessError to one line and exit code 2."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         code = cli.main(standalone_mode=False)
     except HarnessError as exc:

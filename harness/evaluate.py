@@ -122,7 +122,7 @@ def evaluate_run(
         if method.verbal_p and settings.candidates
         else [[] for _ in test]
     )
-    rng = np.random.default_rng([seed, SALT_EVAL, -1])
+    rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
     records = [episode_record(task, i, e, rng, candidates[i]) for i, e in enumerate(episodes)]
     metrics = run_metrics(records, method.verbal_p, seed, profile.data.look_k)
     metrics["cost"] = {

@@ -63,42 +63,55 @@ def _blocks(records: Sequence[dict], first_only: bool = False) -> list[tuple[dic
     return found
 
 
-def run_metrics(records: Sequence[dict], verbal_p: bool, seed: int, max_k: int) -> dict[str, Any]:
-    """Returns every metric of DESIGN.md section 7 computable from a run's records.
+P_METRICS = ("ece_first", "ece_all", "brier", "auroc", "q_error", "selection_gain")
+
+
+def point_metrics(records: Sequence[dict], verbal_p: bool, max_k: int) -> dict[str, float | None]:
+    """Returns each scalar metric of DESIGN.md section 7 over `records` (None where undefined).
 
     Methods without a verbal p get None in the p columns (shown as a dash, never a zero).
     """
-    successes = [float(r["success"]) for r in records]
     turns = [t for r in records for t in r["turns"]]
-    out: dict[str, Any] = {
-        "n_episodes": len(records),
-        "success": metrics.success_summary(successes, seed),
+    out: dict[str, float | None] = {
+        "success": metrics.mean_or_none([float(r["success"]) for r in records]),
         "format_rate": metrics.format_rate([t["parsed"] is not None for t in turns]),
-        "turns_per_episode": metrics.mean_or_none([len(r["turns"]) for r in records]),
     }
-    if not verbal_p:
-        for key in ("ece_first", "ece_all", "brier", "auroc", "q_error", "selection_gain", "fidelity"):
-            out[key] = None
-        return out
-    every = _blocks(records)
-    first = _blocks(records, first_only=True)
-    p_all = [t["parsed"]["p"] for t, _ in every]
-    o_all = [o for _, o in every]
-    candidate_sets = [r["candidates"] for r in records if r["candidates"]]
-    out.update(
-        ece_first=metrics.ece([t["parsed"]["p"] for t, _ in first], [o for _, o in first]),
-        ece_all=metrics.ece(p_all, o_all),
-        brier=metrics.brier(p_all, o_all),
-        auroc=metrics.auroc(p_all, o_all),
-        q_error=metrics.q_error(p_all, [t["q_star"] for t, _ in every]),
-        fidelity=metrics.fidelity_by_step(
-            [fidelity_hits(t["parsed"]["rollout"], t["actual"])[: len(t["actual"])] for t, _ in every], max_k
-        ),
-        selection_gain=metrics.selection_gain(
-            [[c["q_star"] for c in cs] for cs in candidate_sets], [[c["p"] for c in cs] for cs in candidate_sets]
+    fidelity: list[float | None] = [None] * max_k
+    if verbal_p:
+        every = _blocks(records)
+        first = _blocks(records, first_only=True)
+        p_all = [t["parsed"]["p"] for t, _ in every]
+        o_all = [o for _, o in every]
+        sets = [r["candidates"] for r in records if r["candidates"]]
+        out.update(
+            ece_first=metrics.ece([t["parsed"]["p"] for t, _ in first], [o for _, o in first]),
+            ece_all=metrics.ece(p_all, o_all),
+            brier=metrics.brier(p_all, o_all),
+            auroc=metrics.auroc(p_all, o_all),
+            q_error=metrics.q_error(p_all, [t["q_star"] for t, _ in every]),
+            selection_gain=metrics.selection_gain(
+                [[c["q_star"] for c in cs] for cs in sets], [[c["p"] for c in cs] for cs in sets]
+            )
+            if sets
+            else None,
         )
-        if candidate_sets
-        else None,
-        reliability=metrics.reliability_bins(p_all, o_all),
-    )
+        hits = [fidelity_hits(t["parsed"]["rollout"], t["actual"])[: len(t["actual"])] for t, _ in every]
+        fidelity = metrics.fidelity_by_step(hits, max_k)
+    else:
+        out.update({key: None for key in P_METRICS})
+    out.update({f"fidelity@{k + 1}": value for k, value in enumerate(fidelity)})
     return out
+
+
+def run_metrics(records: Sequence[dict], verbal_p: bool, seed: int, max_k: int) -> dict[str, Any]:
+    """Returns a run's metrics: the point metrics, success with its bootstrap CI, reliability bins."""
+    every = _blocks(records) if verbal_p else []
+    return {
+        **point_metrics(records, verbal_p, max_k),
+        "n_episodes": len(records),
+        "success_ci": metrics.success_summary([float(r["success"]) for r in records], seed),
+        "turns_per_episode": metrics.mean_or_none([len(r["turns"]) for r in records]),
+        "reliability": metrics.reliability_bins([t["parsed"]["p"] for t, _ in every], [o for _, o in every])
+        if verbal_p
+        else None,
+    }

@@ -39,6 +39,8 @@ class JsonlLog(TrainerCallback):
         reward = logs.get("reward")
         shown = f"loss {loss:.3f}" if isinstance(loss, float) else ""
         shown += f" reward {reward:.3f}" if isinstance(reward, float) else ""
+        if not shown:
+            return
         print(f"  [{self.label}] step {state.global_step}/{state.max_steps} {shown}", flush=True)
 
 
@@ -90,6 +92,7 @@ def train_sft(
         save_total_limit=1,
         report_to=[],
         use_cpu=True,
+        gradient_checkpointing=False,
         bf16=False,
         seed=seed,
         data_seed=seed,

@@ -208,7 +208,6 @@ class GraphNav:
             observation = f"at {self.node_names[node]}"
         else:
             observation = label
-            return Step(state, observation, False, 0.0)
         t = state.t + 1
         success = node == state.goal
         done = success or t >= self.config.horizon
