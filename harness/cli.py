@@ -226,6 +226,43 @@ def compare(
         click.echo(text, nl=False)
 
 
+@cli.command()
+@PROFILE
+@click.option("--jobs", default=1, show_default=True, type=int, help="worker processes sharing the cores")
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path) -> None:
+    """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
+    import time
+
+    from harness.config import load_profile
+    from harness.reproduce import build_outputs, run_missing
+
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be at least 1, got {jobs}")
+    started = time.time()
+    prof = load_profile(profile)
+    ran = run_missing(prof, profile, runs, cache, jobs, click.echo)
+    click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
+    for path in build_outputs(prof, runs, cache, results, time.time() - started):
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@PROFILE
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+def report(profile: str, runs: Path, cache: Path, results: Path) -> None:
+    """Rebuilds tables, figures and REPORT.md from the runs already in the store (trains nothing)."""
+    from harness.config import load_profile
+    from harness.reproduce import build_outputs
+
+    for path in build_outputs(load_profile(profile), runs, cache, results, 0.0):
+        click.echo(f"wrote {path}")
+
+
 @cli.group()
 def models() -> None:
     """Model checkpoints: the tiny default and local pretrained models."""
@@ -250,6 +287,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     try:
         code = cli.main(standalone_mode=False)
     except HarnessError as exc:

@@ -34,31 +34,36 @@ class Pair:
     baseline: Run
 
 
-def missing_runs(profile: Profile, runs: Path, methods: Sequence[str], tasks: Sequence[str]) -> list[str]:
+def missing_runs(
+    profile: Profile, runs: Path, methods: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
+) -> list[str]:
     """Returns, per missing or incomplete run, the command that makes it."""
     lines = []
     for task in tasks:
         for method in methods:
-            for seed in profile.seeds:
+            for seed in seeds:
                 if not (run_dir(runs, profile.name, task, method, seed) / "metrics.json").is_file():
                     lines.append(f"harness eval --method {method} --task {task} --seed {seed} --profile {profile.name}")
     return lines
 
 
-def load_pairs(profile: Profile, runs: Path, method: str, baseline: str, tasks: Sequence[str]) -> list[Pair]:
-    """Returns the paired runs; HarnessError if any is missing or the two runs' episodes differ."""
+def load_pairs(
+    profile: Profile, runs: Path, method: str, baseline: str, tasks: Sequence[str], seeds: Sequence[int] | None = None
+) -> list[Pair]:
+    """Returns the paired runs (of the profile's seeds by default); HarnessError if any is missing or unpaired."""
+    seeds = profile.seeds if seeds is None else seeds
     if method == baseline:
         raise HarnessError(f"cannot compare {method} with itself; pick another --baseline")
     for name in (method, baseline):
         method_factory(name)  # unknown names fail here, with the known ones listed
-    missing = missing_runs(profile, runs, [method, baseline], tasks)
+    missing = missing_runs(profile, runs, [method, baseline], tasks, seeds)
     if missing:
         raise HarnessError(
             f"{len(missing)} run(s) missing; make them with (or pass --run-missing): " + "; ".join(missing)
         )
     pairs = []
     for task in tasks:
-        for seed in profile.seeds:
+        for seed in seeds:
             a = read_run(run_dir(runs, profile.name, task, method, seed))
             b = read_run(run_dir(runs, profile.name, task, baseline, seed))
             if [r["instance_id"] for r in a.records] != [r["instance_id"] for r in b.records]:

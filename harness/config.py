@@ -62,6 +62,15 @@ class Profile:
     description: str = doc("", "what the profile is for")
     seeds: list[int] = doc([0], "seeds of the main comparison")
     ablation_seeds: list[int] = doc([0], "seeds of the ablations")
+    methods: list[str] = doc(
+        ["react", "sft-mimic", "vanilla-rl", "foresight"], "methods of the main comparison (reproduce)"
+    )
+    ablations: list[str] = doc(
+        ["foresight-no-rl", "foresight-no-amt", "foresight-success-only", "sft-mimic-plus-world"],
+        "ablations, run on ablation_seeds (reproduce)",
+    )
+    method: str = doc("foresight", "the method whose claims the report tests")
+    baselines: list[str] = doc(["react", "sft-mimic", "vanilla-rl"], "what the report compares the method against")
     tasks: dict[str, dict[str, Any]] = doc({}, "task name -> knob overrides; these tasks make up the suite")
     model: ModelSpec = doc(ModelSpec(), "the starting model")
     data: DataSpec = doc(DataSpec(), "data recipes")

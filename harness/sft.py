@@ -110,10 +110,14 @@ def train_sft(
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=latest_checkpoint(work_dir))
-    losses = [r["loss"] for r in map(json.loads, log_path.read_text().splitlines()) if "loss" in r]
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    # TRL's num_tokens counts attended (non-pad) tokens; num_input_tokens_seen counts padding too.
+    tokens = [r["num_tokens"] for r in records if "num_tokens" in r]
     return {
         "steps": steps,
-        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "tokens_seen": int(tokens[-1]) if tokens else int(trainer.state.num_input_tokens_seen),
+        "padded_tokens_seen": int(trainer.state.num_input_tokens_seen),
         "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,

@@ -1,0 +1,175 @@
+"""`harness reproduce`: train and evaluate what is missing, then tables, figures and REPORT.md.
+
+The plan is data from the profile: its methods on every task and seed, its ablations on the
+ablation seeds. Runs of one (task, seed) share stage prefixes, so each group runs in order in
+one worker; with `--jobs N` the groups are spread over N worker processes whose torch thread
+counts add up to the machine's cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from harness.config import Profile
+from harness.errors import HarnessError
+from harness.evaluate import evaluate_run
+from harness.registry import method_factory
+from harness.runs import is_complete, read_run, run_dir
+from harness.store import atomic_write_text
+from harness.train import initial_checkpoint
+
+Item = tuple[str, str, int]
+TABLE_METRICS = (
+    "success",
+    "format_rate",
+    "fidelity@1",
+    "fidelity@2",
+    "ece_first",
+    "ece_all",
+    "brier",
+    "auroc",
+    "q_error",
+    "selection_gain",
+)
+
+
+def plan(profile: Profile) -> list[list[Item]]:
+    """Returns the runs of the profile grouped by (task, seed), each group in stage-sharing order."""
+    for name in profile.methods + profile.ablations:
+        method_factory(name)  # an unknown name fails before any work starts
+    groups: dict[tuple[str, int], list[Item]] = {}
+    for task in profile.tasks:
+        for seed in profile.seeds:
+            groups.setdefault((task, seed), []).extend((m, task, seed) for m in profile.methods)
+        for seed in profile.ablation_seeds:
+            groups.setdefault((task, seed), []).extend((m, task, seed) for m in profile.ablations)
+    return list(groups.values())
+
+
+def run_missing(
+    profile: Profile, profile_arg: str, runs: Path, cache: Path, jobs: int, echo: Callable[[str], None]
+) -> int:
+    """Trains and evaluates every missing run of the plan; returns how many it ran."""
+    groups = [
+        [item for item in g if not is_complete(run_dir(runs, profile.name, item[1], item[0], item[2]))]
+        for g in plan(profile)
+    ]
+    groups = [g for g in groups if g]
+    total = sum(len(g) for g in groups)
+    if not total:
+        return 0
+    for seed in sorted({item[2] for g in groups for item in g}):
+        initial_checkpoint(profile, seed, cache)  # built once, before workers could race for it
+    done = [0]
+    started = time.time()
+
+    def finish(item: Item, line: str) -> None:
+        done[0] += 1
+        echo(f"[{done[0]}/{total}] {item[0]} on {item[1]} seed {item[2]}: {line} ({time.time() - started:.0f} s)")
+
+    if jobs <= 1:
+        for group in groups:
+            for item in group:
+                _, metrics = evaluate_run(item[0], item[1], profile, item[2], cache, runs)
+                finish(item, f"success {metrics['success']:.3f}")
+        return total
+    threads = max(1, (os.cpu_count() or 2) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+    def work(group: list[Item]) -> None:
+        for method, task, seed in group:
+            cmd = [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "eval",
+                "--method",
+                method,
+                "--task",
+                task,
+                "--seed",
+                str(seed),
+                "--profile",
+                profile_arg,
+                "--runs",
+                str(runs),
+                "--cache",
+                str(cache),
+            ]
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise HarnessError(f"{method} on {task} seed {seed} failed: {tail}")
+            finish((method, task, seed), result.stdout.strip().splitlines()[0].split(": ", 1)[-1])
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(work, g) for g in groups]:
+            future.result()
+    return total
+
+
+def summary_table(profile: Profile, runs: Path) -> pd.DataFrame:
+    """Returns one row per (task, method): each metric's mean over seeds, its std, and the seeds."""
+    rows = []
+    for task in profile.tasks:
+        for method in profile.methods + profile.ablations:
+            seeds = profile.seeds if method in profile.methods else profile.ablation_seeds
+            found = [
+                read_run(run_dir(runs, profile.name, task, method, s)).metrics
+                for s in seeds
+                if is_complete(run_dir(runs, profile.name, task, method, s))
+            ]
+            if not found:
+                continue
+            row: dict = {
+                "task": task,
+                "method": method,
+                "seeds": len(found),
+                "episodes": sum(m["n_episodes"] for m in found),
+            }
+            for key in TABLE_METRICS:
+                values = [m[key] for m in found if m.get(key) is not None]
+                row[key] = sum(values) / len(values) if values else None
+                row[f"{key}_std"] = pd.Series(values).std(ddof=1) if len(values) > 1 else None
+            row["success_per_seed"] = " ".join(f"{m['success']:.2f}" for m in found)
+            row["random_policy"] = sum(m["random_policy_success"] for m in found) / len(found)
+            row["training_tokens"] = sum(m["cost"]["training_tokens"] for m in found) / len(found)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_tables(table: pd.DataFrame, out: Path) -> list[Path]:
+    """Writes the summary as CSV, markdown and LaTeX (None shown as a dash); returns the paths."""
+    shown = table.astype(object).where(table.notna(), "-")
+    shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
+    paths = [out / "summary.csv", out / "summary.md", out / "summary.tex"]
+    atomic_write_text(paths[0], table.to_csv(index=False))
+    atomic_write_text(paths[1], shown.to_markdown(index=False) + "\n")
+    atomic_write_text(paths[2], shown.to_latex(index=False, escape=True))
+    return paths
+
+
+def build_outputs(profile: Profile, runs: Path, cache: Path, results: Path, wall_s: float) -> list[Path]:
+    """Writes tables, figures and REPORT.md from the run store; returns the files written."""
+    import resource
+
+    from harness.plots import plot_all
+    from harness.report import write_report
+
+    summary = summary_table(profile, runs)
+    if summary.empty:
+        raise HarnessError(f"no complete runs of profile {profile.name} under {runs}")
+    written = write_tables(summary, results / "tables")
+    written += plot_all(runs, cache, profile.name, results / "figures", methods=profile.methods + profile.ablations)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = write_report(profile, runs, summary, results, wall_s, peak)
+    atomic_write_text(results / "REPORT.md", report)
+    return [*written, results / "REPORT.md"]

@@ -1,0 +1,72 @@
+"""The command line: thin commands, and bad input that ends in one line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def test_tasks_list_shows_the_three_tasks(monkeypatch, capsys) -> None:
+    code, out, _ = run(monkeypatch, capsys, "tasks", "list", "--profile", "smoke")
+    assert code == 0
+    assert [line.split()[0] for line in out.strip().splitlines()] == ["countdown", "graph-nav", "kb-search"]
+
+
+def test_tasks_show_prints_knobs_and_an_episode(monkeypatch, capsys) -> None:
+    code, out, _ = run(monkeypatch, capsys, "tasks", "show", "graph-nav", "--profile", "smoke")
+    assert code == 0
+    assert "slip" in out and "vocabulary:" in out and "plan " in out and "think " in out
+
+
+def test_data_build_prints_sizes_and_coverage(monkeypatch, capsys, tmp_path: Path) -> None:
+    code, out, _ = run(
+        monkeypatch, capsys, "data", "build", "--task", "countdown", "--profile", "smoke", "--out", str(tmp_path / "d")
+    )
+    assert code == 0
+    assert "D_expert" in out and "D_look" in out and "D_world" in out and "coverage" in out
+    assert (tmp_path / "d" / "stats.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tasks", "show", "nope"], "unknown task 'nope'"),
+        (["tasks", "list", "--profile", "fast"], "unknown profile 'fast'"),
+        (["data", "build", "--task", "nope", "--profile", "smoke"], "unknown task 'nope'"),
+        (["train", "--method", "nope", "--task", "graph-nav", "--profile", "smoke"], "unknown method 'nope'"),
+        (["train", "--method", "react", "--task", "graph-nav", "--lora"], "--lora needs --model"),
+        (["train", "--method", "react", "--task", "graph-nav", "--model", "/nonexistent/model"], "does not exist"),
+        (["compare", "--method", "react", "--baseline", "react", "--profile", "smoke"], "with itself"),
+        (["compare", "--format", "xml", "--profile", "smoke"], "unknown format 'xml'"),
+        (
+            ["compare", "--method", "react", "--baseline", "sft-mimic", "--profile", "smoke", "--runs", "/nonexistent"],
+            "run(s) missing",
+        ),
+        (["eval", "--method", "react", "--task", "nope", "--profile", "smoke"], "not in profile"),
+        (["train"], "Missing option '--method'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, args: list[str], message: str) -> None:
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_malformed_profile_file(monkeypatch, capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: {graph-nav: {n_nodes: 2}}\n")
+    code, _, err = run(monkeypatch, capsys, "tasks", "show", "graph-nav", "--profile", str(bad))
+    assert code == 2 and "n_nodes" in err
