@@ -86,7 +86,7 @@ def test_killed_stage_resumes(tmp_path: Path) -> None:
         .read_text()
         .replace(
             "sft: {tokens: 4000, lr: 0.003, batch_size: 8, save_every: 1000}",
-            "sft: {tokens: 60000, lr: 0.003, batch_size: 8, save_every: 5}",
+            "sft: {tokens: 16000, lr: 0.003, batch_size: 8, save_every: 4}",
         )
     )
     cache = tmp_path / "cache"
