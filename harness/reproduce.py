@@ -45,12 +45,13 @@ def plan(profile: Profile) -> list[list[Item]]:
     """Returns the runs of the profile grouped by (task, seed), each group in stage-sharing order."""
     for name in profile.methods + profile.ablations:
         method_factory(name)  # an unknown name fails before any work starts
-    groups: dict[tuple[str, int], list[Item]] = {}
-    for task in profile.tasks:
-        for seed in profile.seeds:
-            groups.setdefault((task, seed), []).extend((m, task, seed) for m in profile.methods)
-        for seed in profile.ablation_seeds:
-            groups.setdefault((task, seed), []).extend((m, task, seed) for m in profile.ablations)
+    # Seeds outermost: a partial reproduction already holds every task at the first seed.
+    groups: dict[tuple[int, str], list[Item]] = {}
+    for seed in sorted(set(profile.seeds) | set(profile.ablation_seeds)):
+        for task in profile.tasks:
+            items = [(m, task, seed) for m in profile.methods if seed in profile.seeds]
+            items += [(m, task, seed) for m in profile.ablations if seed in profile.ablation_seeds]
+            groups[(seed, task)] = items
     return list(groups.values())
 
 

@@ -4,24 +4,45 @@ An action "a op b" replaces a and b by the result, which must be an integer in 1
 (so subtraction is positive and division exact). The episode succeeds as soon as a result
 equals the target, and fails when one number is left or the turns run out. Q* is the
 solvability of what remains, by exhaustive search with a cache; the task is deterministic, so
-Q* is 0 or 1.
+Q* is 0 or 1. The parts of the world a transition shows are the intermediate number multisets.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.registry import register_task
-from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
+from tasks.base import (
+    EXPLORER_POLICIES,
+    INVALID_ACTION,
+    Splits,
+    Step,
+    TaskConfig,
+    episode_items,
+    expert_episode,
+    explore,
+    knob,
+)
 
 ILLEGAL = "illegal move"
+"""Observation for a well-formed action that the numbers do not allow."""
 OPS = ("+", "-", "*", "/")
-_ACTION = re.compile(r"^(\d{1,6}) ([+\-*/]) (\d{1,6})$")
+# Numbers are written as vocabulary words are (no sign, no leading zero); capping the digits keeps
+# int() from ever seeing a huge string, and no such number can be on the board.
+_NUMBER = r"(0|[1-9][0-9]{0,8})"
+_ACTION = re.compile(rf"^{_NUMBER} ([-+*/]) {_NUMBER}$")
+# Salts keep the random streams of splits apart while all derive from the split seed.
+SALT_POOL, SALT_PROBE, SALT_ORDER = 11, 12, 13
+# splits() plays its own exploration episodes (a stream apart from D_world's) to learn which states
+# explorers visit; a held-out state seen PROBE_VISITS times in PROBE_EPISODES is one D_world of a
+# similar size almost surely shows (P(missed) ~ exp(-PROBE_VISITS * n_world / PROBE_EPISODES)).
+PROBE_EPISODES, PROBE_VISITS = 1000, 3
 
 
 @dataclass(frozen=True)
@@ -29,13 +50,14 @@ class CountdownConfig(TaskConfig):
     """Knobs of countdown."""
 
     n_numbers: int = knob(3, "start numbers per instance", 2, 6)
-    max_number: int = knob(7, "start numbers are drawn from 1..max_number", 1, 100)
-    max_value: int = knob(30, "every result must be an integer in 1..max_value", 2, 10_000)
+    max_number: int = knob(9, "start numbers are drawn from 1..max_number", 1, 100)
+    max_value: int = knob(60, "every result must be an integer in 1..max_value, else the move is illegal", 2, 10_000)
     min_target: int = knob(2, "smallest target", 1, 10_000)
-    max_target: int = knob(20, "largest target", 1, 10_000)
-    extra_turns: int = knob(1, "turns beyond n_numbers - 1 (room for one illegal move)", 0, 10)
+    max_target: int = knob(30, "largest target", 1, 10_000)
+    extra_turns: int = knob(1, "turns beyond n_numbers - 1 (room for illegal moves)", 0, 10)
 
     def problem(self) -> str | None:
+        """Returns why the knobs are inconsistent (an empty target range, values out of range), or None."""
         if self.min_target > self.max_target:
             return f"min_target {self.min_target} exceeds max_target {self.max_target}"
         if self.max_target > self.max_value:
@@ -47,21 +69,25 @@ class CountdownConfig(TaskConfig):
 
 @dataclass(frozen=True)
 class Instance:
-    """Numbers (sorted) and a target."""
+    """Start numbers (sorted) and a target."""
 
     id: str
     numbers: tuple[int, ...]
     target: int
 
+    @property
+    def key(self) -> tuple[tuple[int, ...], int]:
+        """Returns (numbers, target), what makes two instances the same problem."""
+        return self.numbers, self.target
+
 
 @dataclass(frozen=True)
 class State:
-    """The numbers left, the target and the turns used."""
+    """The numbers left (sorted), the target, the turns used and how the episode ended."""
 
     numbers: tuple[int, ...]
     target: int
-    t: int
-    horizon: int
+    t: int = 0
     done: bool = False
     success: bool = False
 
@@ -70,11 +96,37 @@ def _words(numbers: Sequence[int]) -> str:
     return " ".join(map(str, numbers))
 
 
-def _value(action: str) -> int:
-    """Returns the result of a well-formed 'a op b' (0 for an inexact division)."""
-    a, op, b = action.split()
-    x, y = int(a), int(b)
-    return {"+": x + y, "-": x - y, "*": x * y}.get(op, x // y if y and x % y == 0 else 0)
+def _instance(numbers: tuple[int, ...], target: int) -> Instance:
+    """Returns the instance with an id that names its numbers and target."""
+    return Instance(f"countdown-{'-'.join(map(str, numbers))}-to-{target}", numbers, target)
+
+
+def _result(a: int, op: str, b: int) -> int:
+    """Returns a op b, or 0 (never a legal result) for an inexact division."""
+    if op == "/":
+        return a // b if b and a % b == 0 else 0
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _moves(numbers: tuple[int, ...], max_value: int) -> list[tuple[str, int, tuple[int, ...]]]:
+    """Returns (action, result, numbers after) of every legal move; a >= b, a and b descending, ops in OPS order.
+
+    With a >= b every legal result is listed once: b - a and b / a are never legal then, except
+    a / a, which a / b already is.
+    """
+    moves = []
+    values = sorted(set(numbers), reverse=True)
+    counts = Counter(numbers)
+    for i, a in enumerate(values):
+        for b in values[i if counts[a] > 1 else i + 1 :]:
+            rest = list(numbers)
+            rest.remove(a)
+            rest.remove(b)
+            for op in OPS:
+                value = _result(a, op, b)
+                if 1 <= value <= max_value:
+                    moves.append((f"{a} {op} {b}", value, tuple(sorted([*rest, value]))))
+    return moves
 
 
 @register_task("countdown")
@@ -88,168 +140,227 @@ class Countdown:
     def __init__(self, config: CountdownConfig) -> None:
         self.config = config
         self.horizon = config.n_numbers - 1 + config.extra_turns
-        self._solvable = lru_cache(maxsize=None)(self._search)
-        self.universe = self._enumerate()
+        self._reach: dict[tuple[tuple[int, ...], int], frozenset[int]] = {}
+        self._required: dict[tuple[tuple[int, ...], int], frozenset] = {}
+        self._splits: dict[int, Splits] = {}
 
     # -- dynamics -------------------------------------------------------------------------------
 
-    def apply(self, numbers: tuple[int, ...], action: str) -> tuple[int, ...] | None | str:
-        """Returns the numbers after a legal action, ILLEGAL for an illegal one, None if malformed."""
-        match = _ACTION.match(action)
+    def apply(self, numbers: tuple[int, ...], action: str) -> tuple[tuple[int, ...], int] | str:
+        """Returns (numbers after, result) of a legal action, else ILLEGAL or INVALID_ACTION."""
+        match = _ACTION.match(" ".join(action.split()))
         if not match:
-            return None
+            return INVALID_ACTION
         a, op, b = int(match[1]), match[2], int(match[3])
         rest = list(numbers)
         for x in (a, b):
             if x not in rest:
                 return ILLEGAL
             rest.remove(x)
-        result = _value(f"{a} {op} {b}")
-        if not 1 <= result <= self.config.max_value:
+        value = _result(a, op, b)
+        if not 1 <= value <= self.config.max_value:
             return ILLEGAL
-        return tuple(sorted([*rest, result]))
+        return tuple(sorted([*rest, value])), value
 
     def legal_actions(self, state: State) -> list[str]:
-        """Returns every legal 'a op b' (a >= b), in a fixed order."""
-        found: list[str] = []
-        nums = sorted(state.numbers, reverse=True)
-        for i, a in enumerate(nums):
-            for b in nums[i + 1 :]:
-                for op in OPS:
-                    action = f"{a} {op} {b}"
-                    if action not in found and isinstance(self.apply(state.numbers, action), tuple):
-                        found.append(action)
-        return found
+        """Returns every legal 'a op b' with a >= b, larger numbers first, ops in the order + - * /."""
+        return [action for action, _, _ in _moves(state.numbers, self.config.max_value)]
 
-    def _search(self, numbers: tuple[int, ...], target: int, turns: int) -> bool:
-        if turns <= 0 or len(numbers) < 2:
-            return False
-        probe = State(numbers, target, 0, turns)
-        for action in self.legal_actions(probe):
-            after = self.apply(numbers, action)
-            assert isinstance(after, tuple)
-            if _value(action) == target or self._solvable(after, target, turns - 1):
-                return True
-        return False
+    def reachable(self, numbers: tuple[int, ...], turns: int) -> frozenset[int]:
+        """Returns every result some sequence of at most `turns` legal moves from `numbers` produces (cached)."""
+        key = (numbers, min(turns, len(numbers) - 1))
+        if key[1] <= 0:
+            return frozenset()
+        if key not in self._reach:
+            found: set[int] = set()
+            for _, value, after in _moves(numbers, self.config.max_value):
+                found.add(value)
+                found |= self.reachable(after, key[1] - 1)
+            self._reach[key] = frozenset(found)
+        return self._reach[key]
 
-    def solvable(self, numbers: tuple[int, ...], target: int, turns: int) -> bool:
-        """Returns whether some legal operations reach `target` within `turns` (cached search)."""
-        return self._solvable(tuple(sorted(numbers)), target, turns)
+    def solvable(self, numbers: Sequence[int], target: int, turns: int) -> bool:
+        """Returns whether some legal moves from `numbers` produce `target` within `turns` moves."""
+        return target in self.reachable(tuple(sorted(numbers)), turns)
 
     def reset(self, instance: Instance) -> State:
         """Returns the start state of `instance`."""
-        return State(instance.numbers, instance.target, 0, self.horizon)
+        return State(tuple(sorted(instance.numbers)), instance.target)
 
     def step(self, state: State, action: str, rng: np.random.Generator) -> Step:
         """Returns the next state; malformed and illegal actions burn a turn and say so."""
-        rng.random()  # one draw per step, as the protocol asks, though countdown is deterministic
-        if state.done:
-            return Step(state, f"left {_words(state.numbers)}", True, float(state.success))
-        after = self.apply(state.numbers, " ".join(action.split()))
+        rng.random()  # countdown is deterministic, but the protocol keeps every task's noise in step
+        if state.done:  # the reward was paid on the turn that ended the episode
+            return Step(state, f"left {_words(state.numbers)}", True, 0.0)
         t = state.t + 1
-        if not isinstance(after, tuple):
-            observation = INVALID_ACTION if after is None else ILLEGAL
-            nxt = replace(state, t=t, done=t >= state.horizon)
-            return Step(nxt, observation, nxt.done, 0.0)
-        success = _value(" ".join(action.split())) == state.target
-        done = success or len(after) == 1 or t >= state.horizon
-        nxt = State(after, state.target, t, state.horizon, done, success)
-        return Step(nxt, f"left {_words(after)}", done, 1.0 if success else 0.0)
+        applied = self.apply(state.numbers, action)
+        if isinstance(applied, str):
+            nxt = State(state.numbers, state.target, t, t >= self.horizon)
+            return Step(nxt, applied, nxt.done, 0.0)
+        after, value = applied
+        success = value == state.target
+        nxt = State(after, state.target, t, success or len(after) == 1 or t >= self.horizon, success)
+        return Step(nxt, f"left {_words(after)}", nxt.done, float(success))
 
     # -- oracle ---------------------------------------------------------------------------------
 
     def expert(self, state: State) -> str:
-        """Returns the first legal action that reaches the target or keeps it reachable."""
-        legal = self.legal_actions(state)
-        turns_left = state.horizon - state.t
-        for action in legal:
-            result = self.step(state, action, np.random.default_rng(0))
-            if result.state.success or self.solvable(result.state.numbers, state.target, turns_left - 1):
+        """Returns the first legal action (in legal_actions order) that reaches the target or keeps it reachable."""
+        moves = _moves(state.numbers, self.config.max_value)
+        turns_after = self.horizon - state.t - 1
+        for action, value, after in moves:
+            if value == state.target or state.target in self.reachable(after, turns_after):
                 return action
-        return legal[0] if legal else f"{state.numbers[0]} + {state.numbers[0]}"
+        if moves:
+            return moves[0][0]
+        return f"{state.numbers[0]} + {state.numbers[0]}"  # well-formed, though nothing is legal
 
     def q_star(self, state: State, plan: Sequence[str]) -> float:
-        """Returns 1.0 if the plan (then the expert) reaches the target, else 0.0 (exact)."""
-        rng = np.random.default_rng(0)
+        """Returns 1.0 if executing `plan`, then the expert, reaches the target, else 0.0 (exact)."""
+        rng = np.random.default_rng(0)  # step draws one number; countdown ignores it
         for action in plan:
             if state.done:
                 break
             state = self.step(state, action, rng).state
         if state.done:
-            return 1.0 if state.success else 0.0
-        return 1.0 if self.solvable(state.numbers, state.target, state.horizon - state.t) else 0.0
+            return float(state.success)
+        return float(self.solvable(state.numbers, state.target, self.horizon - state.t))
 
     def items(self, state: State, action: str, nxt: State) -> frozenset:
-        """Returns the intermediate number multiset a legal move shows."""
-        return frozenset({nxt.numbers}) if nxt.numbers != state.numbers else frozenset()
+        """Returns the intermediate number multiset a legal move shows (empty for any other action)."""
+        legal = not state.done and len(nxt.numbers) == len(state.numbers) - 1
+        return frozenset({nxt.numbers}) if legal else frozenset()
 
     def required(self, instance: Instance) -> frozenset:
-        """Returns the intermediate states along the expert's solution of `instance`."""
-        state, rng, found = self.reset(instance), np.random.default_rng(0), set()
-        while not state.done:
-            nxt = self.step(state, self.expert(state), rng).state
-            found |= self.items(state, "", nxt)
-            state = nxt
-        return frozenset(found)
+        """Returns the intermediate number multisets along the expert's solution of `instance` (cached)."""
+        key = (tuple(sorted(instance.numbers)), instance.target)
+        if key not in self._required:
+            self._required[key] = episode_items(self, expert_episode(self, instance, np.random.default_rng(0)))
+        return self._required[key]
 
     # -- text -----------------------------------------------------------------------------------
 
     def prompt(self, state: State) -> str:
+        """Returns the first text the agent sees: 'target 24 numbers 3 5 8'."""
         return f"target {state.target} numbers {_words(state.numbers)}"
 
     def describe(self, state: State) -> str:
-        return f"target {state.target} left {_words(state.numbers)} turns {state.horizon - state.t}"
+        """Returns the Markov state: 'target 24 left 3 5 8 turns 2' (turns remaining)."""
+        return f"target {state.target} left {_words(state.numbers)} turns {self.horizon - state.t}"
 
     def thought(self, state: State) -> str:
+        """Returns the expert's thought: 'need 24 from 3 5 8'."""
         return f"need {state.target} from {_words(state.numbers)}"
 
     def vocabulary(self) -> list[str]:
-        words = [str(n) for n in range(self.config.max_value + 1)] + list(OPS)
-        return words + ["target", "numbers", "left", "turns", "need", "from", "illegal", "move", "invalid", "action"]
+        """Returns the number words 0..max_value (or the horizon, if larger), the ops and the fixed words."""
+        numbers = [str(n) for n in range(max(self.config.max_value, self.horizon) + 1)]
+        fixed = ["target", "numbers", "left", "turns", "need", "from", "illegal", "move", "invalid", "action"]
+        return numbers + list(OPS) + fixed
 
     # -- instances ------------------------------------------------------------------------------
 
-    def _enumerate(self) -> tuple[Instance, ...]:
-        """Returns every solvable (numbers, target) pair of the knobs, in a fixed order."""
-        c = self.config
-        found = []
-
-        def multisets(k: int, low: int) -> list[tuple[int, ...]]:
-            if k == 0:
-                return [()]
-            return [(x, *rest) for x in range(low, c.max_number + 1) for rest in multisets(k - 1, x)]
-
-        for numbers in multisets(c.n_numbers, 1):
-            for target in range(c.min_target, c.max_target + 1):
-                if target not in numbers and self.solvable(numbers, target, self.horizon):
-                    found.append(Instance(f"countdown-{_words(numbers)}-{target}", numbers, target))
-        return tuple(found)
-
     def sample_instance(self, rng: np.random.Generator) -> Instance:
-        """Returns a uniformly drawn solvable instance (exploration covers the whole world)."""
-        return self.universe[int(rng.integers(len(self.universe)))]
+        """Returns a solvable instance with numbers drawn uniformly from 1..max_number and a uniform target."""
+        c = self.config
+        for _ in range(10_000):
+            numbers = tuple(sorted(int(x) for x in rng.integers(1, c.max_number + 1, size=c.n_numbers)))
+            target = int(rng.integers(c.min_target, c.max_target + 1))
+            if target not in numbers and self.solvable(numbers, target, self.horizon):
+                return _instance(numbers, target)
+        raise HarnessError(f"countdown knobs {c} give (almost) no solvable instance")
+
+    def _pool(self, rng: np.random.Generator, size: int) -> list[Instance]:
+        """Returns up to `size` distinct solvable instances in the order drawn (fewer if the world is small)."""
+        pool: dict[tuple[tuple[int, ...], int], Instance] = {}
+        for _ in range(20 * size):
+            inst = self.sample_instance(rng)
+            pool.setdefault(inst.key, inst)
+            if len(pool) == size:
+                break
+        return list(pool.values())
+
+    def _visits(self, seed: int) -> Counter:
+        """Returns how many of PROBE_EPISODES exploration episodes show each intermediate state."""
+        visits: Counter = Counter()
+        for k in range(PROBE_EPISODES):
+            policy = EXPLORER_POLICIES[k % len(EXPLORER_POLICIES)]
+            visits.update(episode_items(self, explore(self, np.random.default_rng([seed, SALT_PROBE, k]), policy)))
+        return visits
+
+    def _sibling(self, inst: Instance, seen: frozenset, taken: set) -> Instance | None:
+        """Returns an instance not in `taken` whose expert shows every state `inst` needs beyond `seen`, or None.
+
+        A sibling has the same target and numbers that one move turns into the expert's first
+        state of `inst`; if the expert makes that move, both solutions coincide from there on.
+        """
+        c, need = self.config, self.required(inst)
+        first = next(s for s in need if len(s) == len(inst.numbers) - 1)
+        for i, x in enumerate(first):
+            rest = first[:i] + first[i + 1 :]
+            starts = [(a, b) for a in range(1, c.max_number + 1) for b in range(1, a + 1)]
+            for a, b in starts if max(rest, default=0) <= c.max_number else []:
+                sibling = _instance(tuple(sorted((*rest, a, b))), inst.target)
+                fresh = sibling.key not in taken and sibling.numbers != inst.numbers
+                if fresh and x in {_result(a, op, b) for op in OPS} and inst.target not in sibling.numbers:
+                    if need <= seen | self.required(sibling):
+                        return sibling
+        return None
 
     def splits(self, seed: int) -> Splits:
-        """Returns disjoint train/dev/test; about heldout_share of test needs states train never shows."""
+        """Returns disjoint train/dev/test; heldout_share of dev and test need states no train expert shows.
+
+        A familiar instance needs only states that train expert episodes show: drawn at random and
+        kept if train already covers it, else paired with a sibling that joins train. A held-out
+        instance's expert solution passes through a state no train expert episode shows, preferring
+        states that exploration visits often (so that D_world shows them). The rest of train is a
+        random draw from the world.
+        """
+        if seed in self._splits:
+            return self._splits[seed]
         c = self.config
-        order = np.random.default_rng([seed, 17]).permutation(len(self.universe))
-        pool = [self.universe[i] for i in order]
-        train = pool[: c.n_train]
-        seen = frozenset().union(*(self.required(i) for i in train))
-        rest = pool[c.n_train :]
-        novel = [i for i in rest if not self.required(i) <= seen]
-        familiar = [i for i in rest if self.required(i) <= seen]
+        ho_test, ho_dev = round(c.heldout_share * c.n_test), round(c.heldout_share * c.n_dev)
+        n_fam = c.n_test + c.n_dev - ho_test - ho_dev
+        pool = self._pool(np.random.default_rng([seed, SALT_POOL]), 4 * (c.n_train + c.n_dev + c.n_test))
+        train = pool[: max(0, c.n_train - n_fam)]
+        taken = {x.key for x in train}
+        seen = frozenset().union(*map(self.required, train))
+        familiar: list[Instance] = []
+        for inst in pool:
+            if len(familiar) == n_fam or inst.key in taken:
+                continue
+            if not self.required(inst) <= seen:
+                sibling = self._sibling(inst, seen, taken) if len(train) < c.n_train else None
+                if sibling is None:
+                    continue
+                train.append(sibling)
+                taken.add(sibling.key)
+                seen |= self.required(sibling)
+            familiar.append(inst)
+            taken.add(inst.key)
+        spare = [x for x in pool if x.key not in taken]
+        n_more = c.n_train - len(train)
+        train += spare[:n_more]
+        seen = frozenset().union(*map(self.required, train))
+        visits = self._visits(seed)
+        novel = [x for x in spare[n_more:] if not self.required(x) <= seen]
+        # Those whose unseen states exploration visits often come first, else in pool order.
+        novel.sort(key=lambda x: -np.mean([visits[s] >= PROBE_VISITS for s in self.required(x) - seen]))
+        if len(train) < c.n_train or len(familiar) < n_fam or len(novel) < ho_test + ho_dev:
+            raise HarnessError(
+                f"countdown knobs give too few instances for {c.n_train} train, {n_fam} familiar and "
+                f"{ho_test + ho_dev} held-out dev/test instances ({len(train)}, {len(familiar)} and {len(novel)} found)"
+            )
+        order = np.random.default_rng([seed, SALT_ORDER])
 
-        def take(n_total: int) -> list[Instance]:
-            n_novel = min(len(novel), round(c.heldout_share * n_total))
-            chosen = [novel.pop(0) for _ in range(n_novel)]
-            chosen += [familiar.pop(0) for _ in range(min(len(familiar), n_total - n_novel))]
-            chosen += [novel.pop(0) for _ in range(min(len(novel), n_total - len(chosen)))]
-            return chosen
+        def named(part: str, insts: list[Instance]) -> tuple[Instance, ...]:
+            shuffled = [insts[i] for i in order.permutation(len(insts))]
+            return tuple(Instance(f"countdown-s{seed}-{part}-{i}", x.numbers, x.target) for i, x in enumerate(shuffled))
 
-        test, dev = take(c.n_test), take(c.n_dev)
-
-        def named(items: list[Instance], split: str) -> tuple[Instance, ...]:
-            return tuple(replace(inst, id=f"countdown-s{seed}-{split}-{i}") for i, inst in enumerate(items))
-
-        return Splits(named(train, "train"), named(dev, "dev"), named(test, "test"))
+        fam_test = c.n_test - ho_test
+        self._splits[seed] = Splits(
+            train=named("train", train),
+            dev=named("dev", familiar[fam_test:] + novel[ho_test : ho_test + ho_dev]),
+            test=named("test", familiar[:fam_test] + novel[:ho_test]),
+        )
+        return self._splits[seed]

@@ -8,141 +8,298 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from harness.data import coverage, expert_episodes, world_episodes
 from harness.errors import HarnessError
-from harness.registry import make_task
+from harness.registry import make_task, task_class
 from harness.traces import RESERVED
-from tasks.base import INVALID_ACTION, expert_episode
-from tasks.countdown import ILLEGAL, CountdownConfig, Instance
+from tasks.base import (
+    EXPLORER_POLICIES,
+    INVALID_ACTION,
+    Task,
+    episode_items,
+    expert_episode,
+    explore,
+    play,
+    simulate,
+)
+from tasks.countdown import ILLEGAL, Countdown, CountdownConfig, Instance
+
+GARBAGE = ["", "3 +", "a + b", "3 % 4", "plan x act y", "99999999999999999999 + 1", "3+7", "-3 + 7", "03 + 7", "٣ + ٧"]
 
 
 @pytest.fixture(scope="module")
-def task():
+def task() -> Countdown:
     return make_task("countdown", {})
 
 
-def start(task, numbers, target):
+def start(task: Countdown, numbers: tuple[int, ...], target: int):
     return task.reset(Instance("hand", tuple(sorted(numbers)), target))
 
 
-def test_hand_case_2_3_7_to_20(task) -> None:
-    s = start(task, (2, 3, 7), 20)
-    # (7 + 3) * 2 = 20 is the only way: every other first move leaves a pair that cannot make 20
-    # with max_value 30 (e.g. 7 * 3 = 21 leaves 2, 21: 23, 19, 42 > 30, 21 / 2 inexact).
-    assert task.q_star(s, ["7 + 3"]) == 1.0
-    assert task.q_star(s, ["7 + 3", "10 * 2"]) == 1.0
-    for bad in ("7 * 3", "7 - 2", "3 - 2", "7 * 2", "3 + 2", "7 + 2", "3 * 2"):
+def test_registered_with_its_knobs(task: Countdown) -> None:
+    assert task_class("countdown") is Countdown and isinstance(task, Task)
+    assert (task.name, task.family, task.horizon) == ("countdown", "math", 3)
+    c = task.config
+    assert (c.n_numbers, c.max_number, c.max_value, c.min_target, c.max_target, c.extra_turns) == (3, 9, 60, 2, 30, 1)
+
+
+def test_hand_case_3_5_8_to_24(task: Countdown) -> None:
+    s = start(task, (8, 3, 5), 24)
+    # 8 * 3 = 24 at once. Every other first move leaves a pair that cannot make 24 (max_value 60):
+    # 8 + 5 -> 3 13 (16 10 39, 13 / 3 inexact); 8 - 5 -> 3 3 (6 9 1); 8 * 5 -> 3 40 (43 37; 120 > 60);
+    # 8 + 3 -> 5 11 (16 6 55); 8 - 3 -> 5 5 (10 25 1); 5 + 3 -> 8 8 (16 1; 64 > 60);
+    # 5 - 3 -> 2 8 (10 6 16 4); 5 * 3 -> 8 15 (23 7; 120 > 60).
+    assert task.solvable((3, 5, 8), 24, 2) and task.q_star(s, []) == 1.0
+    assert task.q_star(s, ["8 * 3"]) == task.q_star(s, ["3 * 8"]) == 1.0
+    for bad in ("8 + 5", "8 - 5", "8 * 5", "8 + 3", "8 - 3", "5 + 3", "5 - 3", "5 * 3"):
         assert task.q_star(s, [bad]) == 0.0, bad
-    assert task.q_star(s, []) == 1.0
-    assert task.expert(s) == "7 + 3"
-    rng = np.random.default_rng(0)
-    step = task.step(s, "7 + 3", rng)
-    assert step.observation == "left 2 10" and not step.done
-    final = task.step(step.state, "10 * 2", rng)
-    assert final.done and final.reward == 1.0 and final.observation == "left 20"
+    assert task.expert(s) == "8 * 3"
+    assert task.legal_actions(s) == ["8 + 5", "8 - 5", "8 * 5", "8 + 3", "8 - 3", "8 * 3", "5 + 3", "5 - 3", "5 * 3"]
+    result = task.step(s, "8 * 3", np.random.default_rng(0))
+    assert (result.observation, result.done, result.reward) == ("left 5 24", True, 1.0)
+    assert result.state.success and result.state.t == 1
 
 
-def test_unsolvable_pair() -> None:
-    small = make_task("countdown", {"n_numbers": 2, "min_target": 2, "max_target": 20})
-    s = small.reset(Instance("hand", (1, 1), 5))
-    # 1 + 1 = 2, 1 * 1 = 1, 1 / 1 = 1, 1 - 1 = 0 (illegal): 5 is out of reach.
-    assert small.q_star(s, []) == 0.0
-    assert small.legal_actions(s) == ["1 + 1", "1 * 1", "1 / 1"]
-
-
-def test_illegal_and_malformed_actions_burn_a_turn(task) -> None:
+def test_hand_case_2_3_7_to_20_needs_two_moves(task: Countdown) -> None:
     s = start(task, (2, 3, 7), 20)
-    for action, observation in [
-        ("7 / 2", ILLEGAL),
-        ("2 - 7", ILLEGAL),
-        ("9 + 1", ILLEGAL),
-        ("7 * 7", ILLEGAL),
-        ("", INVALID_ACTION),
-        ("3 +", INVALID_ACTION),
-        ("a + b", INVALID_ACTION),
-        ("3 % 4", INVALID_ACTION),
-        ("plan x act y", INVALID_ACTION),
-        ("99999999999999999999 + 1", INVALID_ACTION),
-    ]:
-        rng = np.random.default_rng(5)
+    # (7 + 3) * 2 = 20 is the only way: 7 * 3 -> 2 21 (23 19 42), 7 * 2 -> 3 14 (17 11 42),
+    # 3 * 2 -> 6 7 (13 1 42), 7 + 2 -> 3 9 (12 6 27 3), 3 + 2 -> 5 7 (12 2 35),
+    # 7 - 2 -> 3 5 (8 2 15), 7 - 3 -> 2 4 (6 2 8 2), 3 - 2 -> 1 7 (8 6 7 7).
+    assert task.q_star(s, ["7 + 3"]) == task.q_star(s, ["7 + 3", "10 * 2"]) == 1.0
+    assert task.q_star(s, ["7 + 3", "10 + 2"]) == 0.0  # 12 leaves one number: over
+    for bad in ("7 * 3", "7 * 2", "3 * 2", "7 + 2", "3 + 2", "7 - 2", "7 - 3", "3 - 2"):
+        assert task.q_star(s, [bad]) == 0.0, bad
+    # Horizon 3 = 2 moves + 1 spare: one illegal move still leaves room, two do not.
+    assert task.q_star(s, ["7 / 2"]) == 1.0 and task.q_star(s, ["7 / 2", "7 / 2"]) == 0.0
+    assert task.q_star(s, ["7 / 2", "7 + 3", "10 * 2"]) == 1.0
+    assert task.expert(s) == "7 + 3"
+    assert task.required(Instance("hand", (2, 3, 7), 20)) == {(2, 10), (20,)}
+    rng = np.random.default_rng(0)
+    first = task.step(s, "7 + 3", rng)
+    assert (first.observation, first.done, first.reward) == ("left 2 10", False, 0.0)
+    assert task.items(s, "7 + 3", first.state) == {(2, 10)}
+    final = task.step(first.state, "10 * 2", rng)
+    assert final.done and final.reward == 1.0 and final.observation == "left 20"
+    assert task.describe(first.state) == "target 20 left 2 10 turns 2"
+    assert task.prompt(s) == "target 20 numbers 2 3 7" and task.thought(s) == "need 20 from 2 3 7"
+
+
+def test_unsolvable_instances_have_q_star_zero(task: Countdown) -> None:
+    pair = make_task("countdown", {"n_numbers": 2})
+    s = pair.reset(Instance("hand", (1, 1), 5))
+    # 1 + 1 = 2, 1 * 1 = 1, 1 / 1 = 1, 1 - 1 = 0 (illegal): 5 is out of reach.
+    assert pair.legal_actions(s) == ["1 + 1", "1 * 1", "1 / 1"]
+    assert pair.q_star(s, []) == 0.0 and not pair.solvable((1, 1), 5, 1)
+    # 1 1 1 reaches at most 3 (1 + 1 = 2, then 2 + 1 = 3).
+    assert task.q_star(start(task, (1, 1, 1), 5), []) == 0.0 and task.solvable((1, 1, 1), 3, 2)
+    # 8 * 5 = 40, then 40 - 3 = 37; but 8 * 5 * 3 = 120 is beyond max_value 60.
+    assert task.solvable((3, 5, 8), 37, 2) and not task.solvable((3, 5, 8), 120, 2)
+    assert not task.solvable((3, 5, 8), 37, 1)  # one move cannot reach 37
+
+
+def test_subtraction_positive_and_division_exact(task: Countdown) -> None:
+    rng = np.random.default_rng(0)
+    s = start(task, (3, 5, 8), 30)
+    assert task.step(s, "5 - 8", rng).observation == ILLEGAL
+    assert task.step(s, "8 - 5", rng).observation == "left 3 3"
+    assert task.step(s, "3 - 3", rng).observation == ILLEGAL  # only one 3
+    assert task.step(start(task, (2, 3, 7), 20), "7 / 2", rng).observation == ILLEGAL
+    assert task.step(start(task, (2, 3, 8), 20), "8 / 2", rng).observation == "left 3 4"
+    assert task.step(start(task, (3, 3, 8), 20), "3 - 3", rng).observation == ILLEGAL  # 0 is not a number
+    assert task.step(start(task, (3, 3, 8), 20), "3 / 3", rng).observation == "left 1 8"
+    assert task.step(start(task, (7, 8, 9), 20), "9 * 8", rng).observation == ILLEGAL  # 72 > max_value 60
+    assert task.step(s, "  8   -  5 ", rng).observation == "left 3 3"  # whitespace is normalized
+
+
+def test_garbage_burns_a_turn_with_one_draw(task: Countdown) -> None:
+    s = start(task, (2, 3, 7), 20)
+    illegal = ["7 / 2", "2 - 7", "9 + 1", "7 * 7", "0 + 3", "3 / 0", "3 - 3"]
+    for action, expected in [(a, INVALID_ACTION) for a in GARBAGE] + [(a, ILLEGAL) for a in illegal]:
+        rng, check = np.random.default_rng(5), np.random.default_rng(5)
         result = task.step(s, action, rng)
-        assert result.observation == observation, action
-        assert result.state.t == 1 and result.state.numbers == s.numbers
-        # exactly one draw per step: the generator is where a fresh one is after one draw
-        check = np.random.default_rng(5)
         check.random()
-        assert rng.random() == check.random()
+        assert rng.bit_generator.state == check.bit_generator.state, action
+        assert result.observation == expected, action
+        assert (result.state.t, result.state.numbers, result.done, result.reward) == (1, s.numbers, False, 0.0)
+        assert task.items(s, action, result.state) == frozenset()
+    # three bad turns use up the horizon
+    state, rng = s, np.random.default_rng(0)
+    for _ in range(3):
+        state = task.step(state, "3 %", rng).state
+    assert state.done and not state.success and task.q_star(state, []) == 0.0
 
 
-def brute_force(numbers, target, max_value) -> bool:
-    """Independent check: any order of pairwise operations over exact fractions reaches target."""
+def test_step_never_raises_and_draws_once() -> None:
+    task = make_task("countdown", {"n_numbers": 4})
+    alphabet = list("0123456789 +-*/x%") + ["12", " 3 ", "plan", "act"]
+    rng = np.random.default_rng(11)
+    state = start(task, (2, 3, 7, 9), 25)
+    for _ in range(2000):
+        action = "".join(rng.choice(alphabet, size=int(rng.integers(0, 8))))
+        before = rng.bit_generator.state
+        probe = np.random.default_rng()
+        probe.bit_generator.state = before
+        probe.random()
+        result = task.step(state, action, rng)
+        assert rng.bit_generator.state == probe.bit_generator.state
+        assert result.observation in (ILLEGAL, INVALID_ACTION) or result.observation.startswith("left ")
+        state = state if result.done else result.state
 
-    def rec(nums):
-        for i, j in itertools.permutations(range(len(nums)), 2):
-            a, b = nums[i], nums[j]
-            rest = [nums[k] for k in range(len(nums)) if k not in (i, j)]
-            for value in (a + b, a - b, a * b, a / b if b else None):
-                if value is None or value != int(value) or not 1 <= value <= max_value:
-                    continue
-                if value == target or (rest and rec([*rest, value])):
-                    return True
-        return False
 
-    return rec([Fraction(n) for n in numbers])
+def brute_force(numbers: tuple[int, ...], target: int, turns: int, max_value: int) -> bool:
+    """Independent check: some expression tree over at most turns + 1 of the numbers equals target,
+    every subexpression an integer in 1..max_value (exact fractions, all orders and bracketings)."""
+
+    def values(leaves: tuple[Fraction, ...]) -> set[Fraction]:
+        if len(leaves) == 1:
+            return {leaves[0]}
+        found = set()
+        for cut in range(1, len(leaves)):
+            for x, y in itertools.product(values(leaves[:cut]), values(leaves[cut:])):
+                for v in (x + y, x - y, x * y, x / y):
+                    if v.denominator == 1 and 1 <= v <= max_value:
+                        found.add(v)
+        return found
+
+    for size in range(2, min(turns + 1, len(numbers)) + 1):
+        for leaves in itertools.permutations(numbers, size):
+            if Fraction(target) in values(tuple(map(Fraction, leaves))):
+                return True
+    return False
 
 
 def test_solvability_matches_brute_force() -> None:
-    task = make_task("countdown", {"extra_turns": 0})
     rng = np.random.default_rng(3)
+    tasks = {mv: make_task("countdown", {"n_numbers": 4, "max_value": mv, "max_target": mv}) for mv in (12, 30, 60)}
+    agree = {True: 0, False: 0}
     for _ in range(200):
-        numbers = tuple(sorted(int(x) for x in rng.integers(1, 8, size=3)))
-        target = int(rng.integers(2, 21))
-        if target in numbers:
-            continue
-        assert task.solvable(numbers, target, 2) == brute_force(numbers, target, 30), (numbers, target)
+        mv = int(rng.choice(list(tasks)))
+        n = int(rng.integers(2, 5))
+        numbers = tuple(sorted(int(x) for x in rng.integers(1, 10, size=n)))
+        target, turns = int(rng.integers(2, mv + 1)), int(rng.integers(1, n))
+        answer = tasks[mv].solvable(numbers, target, turns)
+        assert answer == brute_force(numbers, target, turns, mv), (numbers, target, turns, mv)
+        agree[answer] += 1
+    print("brute force agreement (solvable, unsolvable):", agree[True], agree[False])
+    assert min(agree.values()) >= 40  # both answers are exercised
 
 
-def test_expert_solves_every_test_instance(task) -> None:
+def test_q_star_matches_playing_the_plan_then_the_expert(task: Countdown) -> None:
+    rng = np.random.default_rng(8)
+    for k in range(150):
+        episode = explore(task, rng, EXPLORER_POLICIES[k % 3])
+        state = episode.states[int(rng.integers(len(episode.states)))]
+        legal = task.legal_actions(state) or ["1 + 1"]
+        plan = [legal[int(rng.integers(len(legal)))] if rng.random() < 0.8 else "7 / 2" for _ in range(rng.integers(3))]
+        steps = simulate(task, state, plan, rng)
+        end = steps[-1].state if steps else state
+        while not end.done:
+            end = task.step(end, task.expert(end), rng).state
+        assert task.q_star(state, plan) == float(end.success), (state, plan)
+
+
+def test_expert_solves_every_test_instance(task: Countdown) -> None:
     test = task.splits(0).test
     assert len(test) == 100
-    assert all(expert_episode(task, inst, np.random.default_rng(i)).success for i, inst in enumerate(test))
+    solved = [expert_episode(task, inst, np.random.default_rng(i)) for i, inst in enumerate(test)]
+    assert all(e.success for e in solved)
+    assert all(len(e.actions) <= task.config.n_numbers - 1 for e in solved)  # never wastes a turn
 
 
-def test_splits_deterministic_disjoint_seeded(task) -> None:
-    a, b, other = task.splits(0), make_task("countdown", {}).splits(0), task.splits(1)
-    assert [i.id for i in a.test] == [i.id for i in b.test]
-    key = lambda inst: (inst.numbers, inst.target)  # noqa: E731
-    train, dev, test = ({key(i) for i in part} for part in (a.train, a.dev, a.test))
-    assert not (train & dev or train & test or dev & test)
-    assert [key(i) for i in other.test] != [key(i) for i in a.test]
+def test_splits_deterministic_disjoint_seeded(task: Countdown) -> None:
+    a, again, other = task.splits(0), make_task("countdown", {}).splits(0), task.splits(1)
+    assert a == again
+    assert (len(a.train), len(a.dev), len(a.test)) == (200, 20, 100)
+    assert [i.id for i in a.test[:2]] == ["countdown-s0-test-0", "countdown-s0-test-1"]
+    parts = [{i.key for i in part} for part in (a.train, a.dev, a.test)]
+    assert sum(map(len, parts)) == 320 and len(set.union(*parts)) == 320
+    assert {i.key for i in other.test} != parts[2] and {i.key for i in other.train} != parts[0]
+    for inst in a.train + a.dev + a.test:
+        assert inst.target not in inst.numbers and task.solvable(inst.numbers, inst.target, task.horizon)
+        assert len(inst.numbers) == 3 and max(inst.numbers) <= 9 and 2 <= inst.target <= 30
 
 
-def test_held_out_coverage(task) -> None:
-    splits = task.splits(0)
-    cov = coverage(task, splits, expert_episodes(task, splits.train, 0), world_episodes(task, 2000, 0))
-    print(cov)
-    assert cov["test_needs_unseen"] >= task.config.heldout_share - 0.1
-    assert cov["unseen_in_world"] >= 0.95
+def held_out_numbers(task: Countdown, seed: int, n_world: int) -> dict[str, float]:
+    """Returns the share of test needing a state no train expert shows, and the share of those exploration shows."""
+    splits = task.splits(seed)
+    train_items = frozenset().union(
+        *(
+            episode_items(task, expert_episode(task, inst, np.random.default_rng([seed, i])))
+            for i, inst in enumerate(splits.train)
+        )
+    )
+    world_items = frozenset().union(
+        *(
+            episode_items(task, explore(task, np.random.default_rng([seed, 999, k]), EXPLORER_POLICIES[k % 3]))
+            for k in range(n_world)
+        )
+    )
+    missing = [task.required(inst) - train_items for inst in splits.test]
+    novel = frozenset().union(*missing)
+    return {
+        "test_needs_unseen": float(np.mean([bool(m) for m in missing])),
+        "unseen_states": len(novel),
+        "unseen_in_world": len(novel & world_items) / len(novel) if novel else 1.0,
+        "train_states": len(train_items),
+        "world_states": len(world_items),
+    }
+
+
+BIGGER = {"n_numbers": 4, "max_number": 13, "max_value": 500, "max_target": 100}
+
+
+@pytest.mark.parametrize(
+    ("knobs", "min_in_world"),
+    [
+        ({}, 0.95),
+        ({"heldout_share": 0.2}, 0.95),
+        # A bigger world needs more exploration to show every held-out state; train covers the
+        # familiar instances here only through siblings (too few are familiar by chance).
+        (BIGGER, 0.85),
+    ],
+)
+def test_held_out_coverage(knobs: dict, min_in_world: float) -> None:
+    task = make_task("countdown", knobs)
+    share = task.config.heldout_share
+    for seed in (0, 1):
+        numbers = held_out_numbers(task, seed, 2000)
+        print(f"{knobs} seed {seed}:", numbers)
+        assert numbers["test_needs_unseen"] >= share - 0.1
+        # The mix is built, not left to chance: exactly round(share * n_test) test instances need an
+        # unseen state and every other one needs only states that train expert episodes show.
+        assert numbers["test_needs_unseen"] == pytest.approx(round(share * 100) / 100)
+        assert numbers["unseen_in_world"] >= min_in_world
+
+
+def test_too_small_a_world_is_refused() -> None:
+    with pytest.raises(HarnessError, match="too few instances"):
+        make_task("countdown", {"n_numbers": 2, "max_number": 3}).splits(0)
 
 
 def test_knobs_are_validated() -> None:
     for knobs, message in [
         ({"n_numbers": 1}, "outside"),
+        ({"n_numbers": 7}, "outside"),
         ({"colour": 1}, "unknown knob"),
+        ({"n_numbers": "3"}, "must be int"),
         ({"min_target": 30, "max_target": 10}, "exceeds max_target"),
-        ({"max_target": 50}, "exceeds max_value"),
+        ({"max_target": 61}, "exceeds max_value"),
+        ({"max_number": 70}, "exceeds max_value"),
     ]:
         with pytest.raises(HarnessError, match=message):
             CountdownConfig.from_knobs("countdown", knobs)
+    assert CountdownConfig.from_knobs("countdown", {"max_value": 100, "max_target": 100}).max_target == 100
 
 
-def test_vocabulary_covers_every_word(task) -> None:
-    vocab = set(task.vocabulary())
+def test_vocabulary_covers_every_word(task: Countdown) -> None:
+    vocab = task.vocabulary()
+    assert len(vocab) == len(set(vocab)) and not set(vocab) & set(RESERVED)
     rng = np.random.default_rng(0)
-    for inst in task.splits(0).train[:30]:
-        episode = expert_episode(task, inst, rng)
+    episodes = [expert_episode(task, inst, rng) for inst in task.splits(0).train[:30]]
+    episodes += [explore(task, rng, EXPLORER_POLICIES[k % 3]) for k in range(60)]
+    episodes += [play(task, task.splits(0).test[0], lambda s, r: "9 / 2" if r.random() < 0.5 else "9 /", rng)]
+    for episode in episodes:
         words = episode.prompt.split()
         for state, action, obs in zip(episode.states, episode.actions, episode.observations):
             words += task.describe(state).split() + task.thought(state).split() + action.split() + obs.split()
             assert not set(action.split() + obs.split()) & set(RESERVED)
-        assert set(words) <= vocab
+        assert set(words) <= set(vocab), set(words) - set(vocab)

@@ -1,0 +1,73 @@
+"""`--model PATH --lora`: PEFT adapters per stage, on a tiny local model and on SmolLM2-135M."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.config import load_profile
+from harness.models import (
+    ModelConfig,
+    build_tiny_model,
+    build_tokenizer,
+    import_gguf,
+    save_checkpoint,
+    smollm2_gguf_path,
+)
+from harness.registry import make_task
+from harness.stages import stage_status
+from harness.train import load_checkpoint, suite_vocabulary, train_method
+
+pytestmark = pytest.mark.slow
+
+
+def lora_profile(path: Path):
+    return load_profile("smoke", {"model.path": str(path), "model.lora": True, "model.lora_rank": 4})
+
+
+def test_lora_on_a_tiny_local_model(tmp_path: Path) -> None:
+    tokenizer = build_tokenizer(suite_vocabulary(load_profile("smoke")))
+    base = save_checkpoint(
+        build_tiny_model(ModelConfig(64, 2, 2, 128, 512), tokenizer, 0), tokenizer, tmp_path / "base"
+    )
+    profile = lora_profile(base)
+    _, checkpoint, outcomes = train_method("vanilla-rl", "graph-nav", profile, 0, tmp_path / "cache")
+    assert [o.name for o in outcomes] == ["sft", "rl"]
+    assert checkpoint.base == base and len(checkpoint.adapters) == 2
+    for adapter in checkpoint.adapters:
+        assert (adapter / "adapter_config.json").is_file() and stage_status(adapter) == "complete"
+        assert not (adapter / "model.safetensors").exists()  # the adapter alone, not a full copy
+    merged, _ = load_checkpoint(checkpoint)
+    original, _ = load_checkpoint(type(checkpoint)(checkpoint.hash, base))
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged.state_dict()[key], original.state_dict()[key])
+
+
+def test_corrupt_cached_stage_is_retrained_with_a_warning(tmp_path: Path) -> None:
+    profile = load_profile("smoke")
+    _, checkpoint, _ = train_method("react", "countdown", profile, 0, tmp_path)
+    weights = checkpoint.base / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert stage_status(checkpoint.base) == "corrupt"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, again, outcomes = train_method("react", "countdown", profile, 0, tmp_path)
+    assert any("fails its checksum" in str(w.message) for w in caught)
+    assert not outcomes[0].reused and stage_status(again.base) == "complete"
+
+
+def test_smollm2_with_lora_trains_sft_and_grpo(tmp_path: Path) -> None:
+    checkpoint_dir = import_gguf(smollm2_gguf_path(), tmp_path / "smollm2")
+    profile = lora_profile(checkpoint_dir)
+    _, checkpoint, outcomes = train_method("vanilla-rl", "countdown", profile, 0, tmp_path / "cache")
+    assert [o.name for o in outcomes] == ["sft", "rl"]
+    assert outcomes[0].stats["last_loss"] < outcomes[0].stats["first_loss"]
+    config = json.loads((checkpoint.adapters[0] / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) >= {"q_proj", "v_proj"}
+    model, tokenizer = load_checkpoint(checkpoint)
+    assert make_task("countdown", profile.tasks["countdown"]).vocabulary()  # the task renders for any tokenizer
+    assert model.config.model_type == "llama" and len(tokenizer) > 40_000
