@@ -296,15 +296,16 @@ class Countdown:
         """
         c, need = self.config, self.required(inst)
         first = next(s for s in need if len(s) == len(inst.numbers) - 1)
+        pairs = [(a, b) for a in range(1, c.max_number + 1) for b in range(1, a + 1)]
         for i, x in enumerate(first):
             rest = first[:i] + first[i + 1 :]
-            starts = [(a, b) for a in range(1, c.max_number + 1) for b in range(1, a + 1)]
-            for a, b in starts if max(rest, default=0) <= c.max_number else []:
+            for a, b in pairs if max(rest, default=0) <= c.max_number else []:
+                if x not in {_result(a, op, b) for op in OPS}:
+                    continue
                 sibling = _instance(tuple(sorted((*rest, a, b))), inst.target)
                 fresh = sibling.key not in taken and sibling.numbers != inst.numbers
-                if fresh and x in {_result(a, op, b) for op in OPS} and inst.target not in sibling.numbers:
-                    if need <= seen | self.required(sibling):
-                        return sibling
+                if fresh and inst.target not in sibling.numbers and need <= seen | self.required(sibling):
+                    return sibling
         return None
 
     def splits(self, seed: int) -> Splits:
