@@ -23,7 +23,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.rewards import calibration_reward, fidelity_reward, success_reward
-from harness.sft import JsonlLog, latest_checkpoint
+from harness.sft import JsonlLog, latest_checkpoint, trainer_args
 from harness.stages import GrpoSettings
 from tasks.base import Task
 
@@ -100,7 +100,6 @@ def train_grpo(
     prompts = sorted({task.prompt(task.reset(inst)) for inst in instances})
     batch = settings.prompts_per_step * settings.num_generations
     args = GRPOConfig(
-        output_dir=str(work_dir),
         max_steps=settings.steps,
         per_device_train_batch_size=batch,
         num_generations=settings.num_generations,
@@ -110,16 +109,7 @@ def train_grpo(
         max_completion_length=4096,
         reward_weights=[weights[n] for n in names],
         logging_steps=1,
-        save_steps=settings.save_every,
-        save_total_limit=1,
-        report_to=[],
-        use_cpu=True,
-        gradient_checkpointing=False,
-        bf16=False,
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
+        **trainer_args(work_dir, settings.save_every, seed),
     )
     log_path = work_dir / "log.jsonl"
     trainer = GRPOTrainer(

@@ -58,6 +58,23 @@ def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: in
     return rows.map(encode, remove_columns=rows.column_names)
 
 
+def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
+    """Returns the TrainingArguments every stage shares: CPU-safe, seeded, resumable, no reporting."""
+    return {
+        "output_dir": str(work_dir),
+        "save_steps": save_every,
+        "save_total_limit": 1,
+        "report_to": [],
+        "use_cpu": True,
+        "gradient_checkpointing": False,
+        "bf16": False,
+        "seed": seed,
+        "data_seed": seed,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+
+
 def latest_checkpoint(work_dir: Path) -> str | None:
     """Returns the newest TRL checkpoint directory in `work_dir`, if an interrupted run left one."""
     found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -79,7 +96,6 @@ def train_sft(
     mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
     args = SFTConfig(
-        output_dir=str(work_dir),
         max_steps=steps,
         per_device_train_batch_size=settings.batch_size,
         learning_rate=settings.lr,
@@ -88,17 +104,8 @@ def train_sft(
         weight_decay=settings.weight_decay,
         max_length=settings.max_length,
         logging_steps=max(1, steps // 20),
-        save_steps=settings.save_every,
-        save_total_limit=1,
-        report_to=[],
-        use_cpu=True,
-        gradient_checkpointing=False,
-        bf16=False,
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
         include_num_input_tokens_seen=True,
+        **trainer_args(work_dir, settings.save_every, seed),
     )
     log_path = work_dir / "log.jsonl"
     trainer = SFTTrainer(

@@ -11,15 +11,13 @@ match it is corrupt and retrained.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import config_hash, doc
-from harness.errors import HarnessError
+from harness.config import build_dataclass, config_hash, doc
 
 STAGE_KINDS = ("sft", "wm-amt", "grpo")
 """sft: agentic SFT, loss on agent tokens; wm-amt: full LM loss on text; grpo: RL through our agent loop."""
@@ -70,18 +68,7 @@ class StageSpec:
 
 def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSettings | GrpoSettings:
     """Returns the trainer settings of a stage kind from a profile mapping; HarnessError on bad keys."""
-    cls = GrpoSettings if kind == "grpo" else SftSettings
-    values = dict(values or {})
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in values.items():
-        if key not in known:
-            raise HarnessError(f"unknown key {key!r} in {where} (known: {', '.join(known)})")
-        kind_of = type(known[key].default)
-        if kind_of is float and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = float(value)
-        elif not isinstance(value, kind_of) or isinstance(value, bool):
-            raise HarnessError(f"{where}.{key} must be {kind_of.__name__}, got {value!r}")
-    return cls(**values)
+    return build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
 
 
 def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
