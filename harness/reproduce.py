@@ -109,7 +109,8 @@ def run_missing(
             if result.returncode != 0:
                 tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
                 raise HarnessError(f"{method} on {task} seed {seed} failed: {tail}")
-            finish((method, task, seed), result.stdout.strip().splitlines()[0].split(": ", 1)[-1])
+            summary = next((line for line in result.stdout.splitlines() if line.startswith(f"{method} on ")), ": done")
+            finish((method, task, seed), summary.split(": ", 1)[-1])
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for future in [pool.submit(work, g) for g in groups]:
