@@ -75,7 +75,7 @@ def foresight_blocks(task: Task, episode: Episode, k: int) -> list[ForesightBloc
     for i, state in enumerate(episode.states[:-1]):
         plan = tuple(episode.actions[i : i + k])
         rollout = tuple(episode.observations[i : i + k])
-        blocks.append(ForesightBlock(plan, rollout, round_p(task.q_star(state, plan)), plan[0]))
+        blocks.append(ForesightBlock(plan, rollout, round_p(task.q_star(state, plan)), plan[0], task.thought(state)))
     return blocks
 
 

@@ -20,7 +20,12 @@ from tasks.base import Task
 
 def _parsed(turn_parsed: Any) -> dict[str, Any] | None:
     if isinstance(turn_parsed, ForesightBlock):
-        return {"plan": list(turn_parsed.plan), "rollout": list(turn_parsed.rollout), "p": turn_parsed.p}
+        return {
+            "thought": turn_parsed.thought,
+            "plan": list(turn_parsed.plan),
+            "rollout": list(turn_parsed.rollout),
+            "p": turn_parsed.p,
+        }
     if isinstance(turn_parsed, ReactTurn):
         return {"thought": turn_parsed.thought}
     return None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import build_dataclass, config_hash, doc
+from harness.traces import FORMAT_VERSION
 
 STAGE_KINDS = ("sft", "wm-amt", "grpo")
 """sft: agentic SFT, loss on agent tokens; wm-amt: full LM loss on text; grpo: RL through our agent loop."""
@@ -73,7 +74,7 @@ def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSet
 
 def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
     """Returns the cache key of a stage: everything it depends on, but not its display name."""
-    return config_hash("stage-v1", spec.kind, spec.data, spec.fmt, spec.settings, input_hash, data_hash)
+    return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, spec.settings, input_hash, data_hash)
 
 
 def weight_checksums(directory: Path) -> dict[str, str]:

@@ -28,7 +28,11 @@ FORMATS = ("react", "foresight")
 PLAN_SEP = " ; "
 
 _REACT = re.compile(r"^think (?P<thought>.*?) ?act (?P<action>.+)$")
-_FORESIGHT = re.compile(r"^plan (?P<plan>.+?) rollout (?P<rollout>.+?) p (?P<p>\S+) act (?P<action>.+)$")
+_FORESIGHT = re.compile(
+    r"^think (?P<thought>.*?) ?plan (?P<plan>.+?) rollout (?P<rollout>.+?) p (?P<p>\S+) act (?P<action>.+)$"
+)
+FORMAT_VERSION = "v2"
+"""Bumped whenever rendered text changes, so cached stages trained on older text are not reused."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,15 @@ class ReactTurn:
 
 @dataclass(frozen=True)
 class ForesightBlock:
-    """A foresight turn: plan (next k actions), rollout (predicted observations), p, action."""
+    """A foresight turn: the ReAct thought, then plan (next k actions), rollout (predicted
+    observations) and p, then the action. The thought is kept so that the two formats differ by
+    the foresight block alone."""
 
     plan: tuple[str, ...]
     rollout: tuple[str, ...]
     p: float
     action: str
+    thought: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,9 @@ def render_turn(turn: AgentTurn) -> str:
     if isinstance(turn, ReactTurn):
         thought = f"think {turn.thought} " if turn.thought else "think "
         return f"{thought}act {turn.action}"
+    thought = f"think {turn.thought} " if turn.thought else "think "
     return (
-        f"plan {PLAN_SEP.join(turn.plan)} rollout {PLAN_SEP.join(turn.rollout)} "
+        f"{thought}plan {PLAN_SEP.join(turn.plan)} rollout {PLAN_SEP.join(turn.rollout)} "
         f"p {round_p(turn.p):.1f} act {turn.action}"
     )
 
@@ -104,7 +112,7 @@ def _parse_react(text: str) -> ReactTurn | ParseError:
 def _parse_foresight(text: str) -> ForesightBlock | ParseError:
     match = _FORESIGHT.match(text)
     if not match:
-        return ParseError("not 'plan ... rollout ... p ... act ...'", text)
+        return ParseError("not 'think ... plan ... rollout ... p ... act ...'", text)
     plan = tuple(a.strip() for a in match["plan"].split(";"))
     rollout = tuple(o.strip() for o in match["rollout"].split(";"))
     if any(not a for a in plan) or any(not o for o in rollout):
@@ -122,7 +130,7 @@ def _parse_foresight(text: str) -> ForesightBlock | ParseError:
         return ParseError("action differs from the plan's first step", text)
     if any(_has_reserved(x) for x in plan + rollout):
         return ParseError("reserved word inside the plan or rollout", text)
-    return ForesightBlock(plan=plan, rollout=rollout, p=p, action=action)
+    return ForesightBlock(plan=plan, rollout=rollout, p=p, action=action, thought=match["thought"])
 
 
 def _has_reserved(text: str) -> bool:
