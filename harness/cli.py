@@ -19,6 +19,24 @@ from harness.errors import HarnessError
 PROFILE = click.option("--profile", default="default", show_default=True, help="smoke, default, paper, or a .yaml path")
 
 
+def run_options(command):
+    """Returns `command` with the options that name one run: method, task, seed, profile, model, cache."""
+    options = [
+        click.option("--method", "method_name", required=True, help="a registered method (harness methods list)"),
+        click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)"),
+        click.option("--seed", default=0, show_default=True, type=int),
+        PROFILE,
+        click.option(
+            "--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model"
+        ),
+        click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)"),
+        click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """foresight-harness: foresight training (WM-AMT, FE-SFT, FC-RL) beside its baselines."""
@@ -130,13 +148,7 @@ def resolve_profile(profile: str, model: str | None, lora: bool):
 
 
 @cli.command()
-@click.option("--method", "method_name", required=True, help="a registered method (harness methods list)")
-@click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)")
-@click.option("--seed", default=0, show_default=True, type=int)
-@PROFILE
-@click.option("--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model")
-@click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)")
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@run_options
 def train(
     method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path
 ) -> None:
@@ -152,13 +164,7 @@ def train(
 
 
 @cli.command("eval")
-@click.option("--method", "method_name", required=True, help="a registered method (harness methods list)")
-@click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)")
-@click.option("--seed", default=0, show_default=True, type=int)
-@PROFILE
-@click.option("--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model")
-@click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)")
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@run_options
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 def evaluate(
     method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, runs: Path
