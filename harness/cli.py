@@ -208,6 +208,7 @@ def compare(
     from harness.config import load_profile
     from harness.evaluate import evaluate_run
     from harness.registry import method_factory
+    from harness.runs import is_complete, run_dir
     from harness.store import atomic_write_text
 
     if fmt not in FORMATS:
@@ -220,7 +221,7 @@ def compare(
         for task in tasks_:
             for name in (method_name, baseline):
                 for seed in prof.seeds:
-                    if not (runs / prof.name / task / name / f"seed{seed}" / "metrics.json").is_file():
+                    if not is_complete(run_dir(runs, prof.name, task, name, seed)):
                         evaluate_run(name, task, prof, seed, cache, runs)
     pairs = load_pairs(prof, runs, method_name, baseline, tasks_)
     verbal = (method_factory(method_name)(prof).verbal_p, method_factory(baseline)(prof).verbal_p)

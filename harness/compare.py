@@ -18,7 +18,7 @@ import pandas as pd
 from harness.config import Profile
 from harness.errors import HarnessError
 from harness.registry import method_factory
-from harness.runs import Run, read_run, run_dir
+from harness.runs import Run, is_complete, read_run, run_dir
 from harness.scoring import point_metrics
 
 FORMATS = ("table", "md", "csv", "latex")
@@ -42,7 +42,7 @@ def missing_runs(
     for task in tasks:
         for method in methods:
             for seed in seeds:
-                if not (run_dir(runs, profile.name, task, method, seed) / "metrics.json").is_file():
+                if not is_complete(run_dir(runs, profile.name, task, method, seed)):
                     lines.append(f"harness eval --method {method} --task {task} --seed {seed} --profile {profile.name}")
     return lines
 

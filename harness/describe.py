@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from harness.config import Profile
-from harness.data import SALT_EXPERT, foresight_blocks
+from harness.data import expert_episodes, look_row, react_row
 from harness.registry import make_task
-from harness.traces import ReactTurn, episode_segments
-from tasks.base import expert_episode
 
 
 def describe_task(name: str, profile: Profile) -> str:
@@ -22,11 +18,12 @@ def describe_task(name: str, profile: Profile) -> str:
         f"vocabulary: {len(task.vocabulary())} words",
         f"splits (seed {profile.seeds[0]}): train={len(splits.train)} dev={len(splits.dev)} test={len(splits.test)}",
     ]
-    episode = expert_episode(task, splits.train[0], np.random.default_rng([profile.seeds[0], SALT_EXPERT, 0]))
-    react = [ReactTurn(task.thought(s), a) for s, a in zip(episode.states, episode.actions)]
-    look = foresight_blocks(task, episode, profile.data.look_k)
-    for title, turns in (("ReAct", react), ("foresight", look)):
+    episode = expert_episodes(task, splits.train[:1], profile.seeds[0])[0]
+    rows = {
+        "ReAct": react_row(task, episode, "show"),
+        "foresight": look_row(task, episode, profile.data.look_k, "show"),
+    }
+    for title, row in rows.items():
         lines += ["", f"example expert episode ({title}, success={episode.success}):"]
-        text = "".join(t for t, _ in episode_segments(episode.prompt, turns, episode.observations))
-        lines += ["  " + line for line in text.rstrip("\n").split("\n")]
+        lines += ["  " + line for line in row["text"].rstrip("\n").split("\n")]
     return "\n".join(lines)

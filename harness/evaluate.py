@@ -25,7 +25,7 @@ from harness.runs import git_commit, run_dir, versions, write_run
 from harness.scoring import episode_record, run_metrics
 from harness.traces import ForesightBlock
 from harness.train import load_checkpoint, train_method
-from tasks.base import Task
+from tasks.base import Task, play
 
 SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
 
@@ -91,16 +91,16 @@ def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
 
 def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> float:
     """Returns the success of a uniformly random legal policy on `instances` (the floor to beat)."""
-    solved = 0
-    for i, inst in enumerate(instances):
-        rng = np.random.default_rng([seed, SALT_EVAL, i])
-        state = task.reset(inst)
-        while not state.done:
-            legal = task.legal_actions(state)
-            result = task.step(state, legal[int(rng.integers(len(legal)))], rng)
-            state = result.state
-            solved += result.reward > 0
-    return solved / max(1, len(instances))
+
+    def choose(state: Any, rng: np.random.Generator) -> str:
+        legal = task.legal_actions(state)
+        return legal[int(rng.integers(len(legal)))]
+
+    solved = [
+        play(task, inst, choose, np.random.default_rng([seed, SALT_EVAL, i])).success
+        for i, inst in enumerate(instances)
+    ]
+    return sum(solved) / max(1, len(instances))
 
 
 def evaluate_run(
