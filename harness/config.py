@@ -77,6 +77,12 @@ class Profile:
     stages: dict[str, dict[str, Any]] = doc({}, "stage name -> trainer settings (harness/stages.py)")
     match_budget: bool = doc(True, "give sft-mimic the token budget of wm-amt + fe-sft")
     eval: dict[str, Any] = doc({}, "evaluation settings")
+    reference: str = doc(
+        "",
+        "results folder (relative to the repository root) holding this profile's committed reference tables, "
+        "tables/summary.csv and tables/environment.json, that `harness verify` checks a fresh reproduction "
+        "against; empty = no committed reference",
+    )
 
 
 def build_dataclass(cls: type, values: Any, where: str) -> Any:

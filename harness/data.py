@@ -96,11 +96,12 @@ def world_text(task: Task, episode: Episode, k: int, outcome_every: int, rng: np
         lines.append(render_transition(task.describe(state), action, obs))
         if i % outcome_every == 0:
             plan = episode.actions[i : i + k]
-            lines.append(render_outcome(task.describe(state), plan, _sampled_outcome(task, state, plan, rng)))
+            lines.append(render_outcome(task.describe(state), plan, sampled_outcome(task, state, plan, rng)))
     return "\n".join(lines) + "\n"
 
 
-def _sampled_outcome(task: Task, state: Any, plan: Sequence[str], rng: np.random.Generator) -> bool:
+def sampled_outcome(task: Task, state: Any, plan: Sequence[str], rng: np.random.Generator) -> bool:
+    """Returns one sampled outcome of running `plan` from `state`, then the expert (mean: Q*)."""
     steps = simulate(task, state, plan, rng)
     end = steps[-1].state if steps else state
     while not end.done:
@@ -207,10 +208,13 @@ def corpus_stats(corpora: Corpora) -> dict[str, Any]:
     return stats
 
 
-def save_corpora(corpora: Corpora, out: Path, stats: dict[str, Any]) -> Path:
-    """Writes the three datasets (jsonl) and stats.json to `out` atomically; returns `out`."""
+def save_corpora(corpora: Corpora, out: Path, stats: dict[str, Any], extra: dict[str, str] | None = None) -> Path:
+    """Writes the three datasets (jsonl), `extra` files (name -> text) and stats.json to `out`
+    atomically; returns `out`."""
     with atomic_dir(out) as tmp:
         for name in ("expert", "look", "world"):
             getattr(corpora, name).to_json(tmp / f"D_{name}.jsonl", lines=True)
+        for filename, text in (extra or {}).items():
+            (tmp / filename).write_text(text)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     return out

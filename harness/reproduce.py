@@ -8,6 +8,7 @@ counts add up to the machine's cores.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -22,7 +24,7 @@ from harness.config import Profile
 from harness.errors import HarnessError
 from harness.evaluate import evaluate_run
 from harness.registry import method_factory
-from harness.runs import is_complete, read_run, run_dir
+from harness.runs import dumps, is_complete, read_run, run_dir
 from harness.store import atomic_write_text
 from harness.train import initial_checkpoint
 
@@ -148,6 +150,30 @@ def summary_table(profile: Profile, runs: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def environment(profile: Profile, runs: Path) -> dict[str, Any]:
+    """Returns what a reproduction's numbers depend on besides code and seeds, from its run manifests.
+
+    `versions` maps each package (and python, torch_threads) to the distinct values found in the
+    manifests of the profile's complete runs; `git_commits` lists the commits they ran at.
+    """
+    found: dict[str, set[str]] = {}
+    commits: set[str] = set()
+    for group in plan(profile):
+        for method, task, seed in group:
+            path = run_dir(runs, profile.name, task, method, seed)
+            if not is_complete(path):
+                continue
+            manifest = json.loads((path / "manifest.json").read_text())
+            for key, value in manifest.get("versions", {}).items():
+                found.setdefault(key, set()).add(str(value))
+            commits.add(str(manifest.get("git_commit", "unknown")))
+    return {
+        "profile": profile.name,
+        "versions": {key: sorted(values) for key, values in sorted(found.items())},
+        "git_commits": sorted(commits),
+    }
+
+
 def write_tables(table: pd.DataFrame, out: Path) -> list[Path]:
     """Writes the summary as CSV, markdown and LaTeX (None shown as a dash); returns the paths."""
     shown = table.astype(object).where(table.notna(), "-")
@@ -159,6 +185,16 @@ def write_tables(table: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def write_summary(profile: Profile, runs: Path, out: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """Writes the summary tables and environment.json to `out`; returns the table and the files."""
+    summary = summary_table(profile, runs)
+    if summary.empty:
+        raise HarnessError(f"no complete runs of profile {profile.name} under {runs}")
+    written = write_tables(summary, out)
+    atomic_write_text(out / "environment.json", dumps(environment(profile, runs)))
+    return summary, [*written, out / "environment.json"]
+
+
 def build_outputs(profile: Profile, runs: Path, cache: Path, results: Path, wall_s: float) -> list[Path]:
     """Writes tables, figures and REPORT.md from the run store; returns the files written."""
     import resource
@@ -166,10 +202,7 @@ def build_outputs(profile: Profile, runs: Path, cache: Path, results: Path, wall
     from harness.plots import plot_all
     from harness.report import write_report
 
-    summary = summary_table(profile, runs)
-    if summary.empty:
-        raise HarnessError(f"no complete runs of profile {profile.name} under {runs}")
-    written = write_tables(summary, results / "tables")
+    summary, written = write_summary(profile, runs, results / "tables")
     written += plot_all(runs, cache, profile.name, results / "figures", methods=profile.methods + profile.ablations)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     report = write_report(profile, runs, summary, results, wall_s, peak)

@@ -140,6 +140,11 @@ def stage_rows(spec: StageSpec, task: Task, corpora: Corpora, profile: Profile):
     return {"expert": corpora.expert, "look": corpora.look, "world": corpora.world}[spec.data]
 
 
+def _chained(source: Checkpoint, key: str, target: Path, lora: bool) -> Checkpoint:
+    """Returns the checkpoint a stage yields: its adapter stacked on `source` (LoRA) or its own weights."""
+    return Checkpoint(key, source.base, source.adapters + (target,)) if lora else Checkpoint(key, target)
+
+
 def run_stage(
     spec: StageSpec,
     source: Checkpoint,
@@ -153,7 +158,7 @@ def run_stage(
     key = stage_hash(spec, source.hash, data_hash(task, profile, seed))
     target = cache / key
     lora = profile.model.lora and bool(profile.model.path)
-    result = Checkpoint(key, source.base, source.adapters + (target,)) if lora else Checkpoint(key, target)
+    result = _chained(source, key, target, lora)
     status = stage_status(target)
     if status == "complete":
         stats = json.loads((target / "stage.json").read_text()).get("stats", {})
@@ -206,6 +211,34 @@ def run_stage(
         )
     shutil.rmtree(work, ignore_errors=True)
     return result, StageOutcome(spec.name, key, False, stats)
+
+
+def trained_checkpoint(
+    method_name: str, task_name: str, profile: Profile, seed: int, cache: Path = Path("results/cache")
+) -> Checkpoint:
+    """Returns the final checkpoint of a method already trained in `cache`, training nothing.
+
+    Follows the same chain of stage hashes as `train_method`; a stage that is not complete in the
+    cache is a HarnessError that says which one and how to train it.
+    """
+    method = method_factory(method_name)(profile)
+    if task_name not in profile.tasks:
+        raise HarnessError(
+            f"task {task_name!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
+        )
+    task = make_task(task_name, profile.tasks[task_name])
+    checkpoint = initial_checkpoint(profile, seed, cache)
+    lora = profile.model.lora and bool(profile.model.path)
+    for spec in method.stages:
+        key = stage_hash(spec, checkpoint.hash, data_hash(task, profile, seed))
+        if stage_status(cache / key) != "complete":
+            raise HarnessError(
+                f"{method_name} on {task_name} seed {seed} (profile {profile.name}) is not trained in {cache}: "
+                f"stage {spec.name} is missing; run `harness train --method {method_name} --task {task_name} "
+                f"--seed {seed} --profile {profile.name}` first"
+            )
+        checkpoint = _chained(checkpoint, key, cache / key, lora)
+    return checkpoint
 
 
 def train_method(
