@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce test bench lint smoke clean
+.PHONY: reproduce test bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ reproduce: $(STAMP)
 
 smoke: $(STAMP)
 	$(BIN)/harness reproduce --profile smoke
+
+verify: $(STAMP)
+	$(BIN)/harness verify
 
 test: $(STAMP)
 	$(BIN)/pytest -q

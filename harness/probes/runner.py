@@ -2,8 +2,8 @@
 
 The packaged YAML files (next_obs.yaml, calibration.yaml) hold everything but the data path.
 For each run a YAML file per probe is written to a temporary folder: it `include`s the packaged
-one and sets `dataset_kwargs.data_files` to that run's jsonl, and a `TaskManager` indexes only
-that folder (lm-eval's own task folders are not scanned).
+one and sets `dataset_kwargs` to that run's jsonl (and a datasets cache inside the folder), and a
+`TaskManager` indexes only that folder (lm-eval's own task folders are not scanned).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def run_probes(
             config = {
                 "include": str(PROBE_DIR / f"{name}.yaml"),
                 "task": PROBE_TASKS[name],
-                "dataset_kwargs": {"data_files": {"test": str(folder / filename)}},
+                # cache_dir: datasets' arrow cache stays in the temporary folder, not ~/.cache.
+                "dataset_kwargs": {"data_files": {"test": str(folder / filename)}, "cache_dir": str(folder / "cache")},
             }
             (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
         manager = TaskManager(include_path=str(folder), include_defaults=False)

@@ -14,9 +14,7 @@ from harness.models import (
     ModelConfig,
     build_tiny_model,
     build_tokenizer,
-    import_gguf,
     save_checkpoint,
-    smollm2_gguf_path,
 )
 from harness.registry import make_task
 from harness.stages import stage_status
@@ -60,9 +58,8 @@ def test_corrupt_cached_stage_is_retrained_with_a_warning(tmp_path: Path) -> Non
     assert not outcomes[0].reused and stage_status(again.base) == "complete"
 
 
-def test_smollm2_with_lora_trains_sft_and_grpo(tmp_path: Path) -> None:
-    checkpoint_dir = import_gguf(smollm2_gguf_path(), tmp_path / "smollm2")
-    profile = lora_profile(checkpoint_dir)
+def test_smollm2_with_lora_trains_sft_and_grpo(tmp_path: Path, smollm2_checkpoint: Path) -> None:
+    profile = lora_profile(smollm2_checkpoint)
     _, checkpoint, outcomes = train_method("vanilla-rl", "countdown", profile, 0, tmp_path / "cache")
     assert [o.name for o in outcomes] == ["sft", "rl"]
     assert outcomes[0].stats["last_loss"] < outcomes[0].stats["first_loss"]
