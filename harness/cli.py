@@ -11,10 +11,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.config import Profile
 
 PROFILE = click.option("--profile", default="default", show_default=True, help="smoke, default, paper, or a .yaml path")
 
@@ -236,13 +240,26 @@ def compare(
         click.echo(text, nl=False)
 
 
+def results_folder(profile: Profile) -> Path:
+    """Returns where a profile's tables, figures and REPORT.md go: its reference folder, else results/<name>.
+
+    So `harness reproduce --profile smoke` never overwrites the default profile's committed results.
+    """
+    return Path(profile.reference) if profile.reference else Path("results") / profile.name
+
+
 @cli.command()
 @PROFILE
 @click.option("--jobs", default=1, show_default=True, type=int, help="worker processes sharing the cores")
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path) -> None:
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
+)
+def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path | None) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
 
@@ -255,7 +272,7 @@ def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path) -
     prof = load_profile(profile)
     ran = run_missing(prof, profile, runs, cache, jobs, click.echo)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
-    for path in build_outputs(prof, runs, cache, results, time.time() - started):
+    for path in build_outputs(prof, runs, cache, results or results_folder(prof), time.time() - started):
         click.echo(f"wrote {path}")
 
 
@@ -263,13 +280,19 @@ def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path) -
 @PROFILE
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-def report(profile: str, runs: Path, cache: Path, results: Path) -> None:
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
+)
+def report(profile: str, runs: Path, cache: Path, results: Path | None) -> None:
     """Rebuilds tables, figures and REPORT.md from the runs already in the store (trains nothing)."""
     from harness.config import load_profile
     from harness.reproduce import build_outputs
 
-    for path in build_outputs(load_profile(profile), runs, cache, results, 0.0):
+    prof = load_profile(profile)
+    for path in build_outputs(prof, runs, cache, results or results_folder(prof), 0.0):
         click.echo(f"wrote {path}")
 
 
