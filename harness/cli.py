@@ -319,7 +319,9 @@ def main() -> None:
     except OSError as exc:
         # A path the user named cannot be read or written (missing, a file where a folder must be,
         # no permission, disk full): the user's to fix, so one line and exit 2, not a traceback.
-        where = f": {exc.filename}" if exc.filename else ""
+        # A failed rename names the temp file first; the path the user gave is the second.
+        named = exc.filename2 or exc.filename
+        where = f": {named}" if named else ""
         click.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

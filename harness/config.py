@@ -165,7 +165,10 @@ def check_profile(profile: Profile, where: str) -> None:
             if value is not None and not isinstance(value, dict):
                 raise HarnessError(f"profile {where}: {section}.{name} must be a mapping, got {value!r}")
     for name, knobs in profile.tasks.items():
-        task_class(name).Config.from_knobs(name, knobs)
+        try:
+            task_class(name).Config.from_knobs(name, knobs)
+        except HarnessError as exc:
+            raise HarnessError(f"profile {where}: {exc}") from None
 
 
 def canonical_json(obj: Any) -> str:

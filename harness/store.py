@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Writes `text` to `path` through a temp file in the same directory, then a rename."""
+    if path.is_dir():
+        raise HarnessError(f"cannot write {path}: it is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
