@@ -1,7 +1,8 @@
 """The `harness` command line: parses arguments, then calls library functions that tests call too.
 
-Bad input ends with one line on stderr naming the problem and exit code 2; a bug (any other
-exception) keeps its traceback and exits 1.
+Bad input (HarnessError, a click usage error, or a path that cannot be read or written) ends with
+one line on stderr naming the problem and exit code 2; a bug (any other exception) keeps its
+traceback and exits 1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ import click
 
 from harness.errors import HarnessError
 
+QUIET_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+}
+"""Set (unless the user set them) before anything imports transformers or datasets: offline and quiet."""
+
+SEED = click.IntRange(min=0)
+"""Seeds feed numpy's SeedSequence, which takes non-negative integers only."""
+
 if TYPE_CHECKING:
     from harness.config import Profile
 
@@ -28,7 +40,7 @@ def run_options(command):
     options = [
         click.option("--method", "method_name", required=True, help="a registered method (harness methods list)"),
         click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)"),
-        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--seed", default=0, show_default=True, type=SEED),
         PROFILE,
         click.option(
             "--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model"
@@ -87,23 +99,24 @@ def data() -> None:
 @data.command("build")
 @click.option("--task", "task_name", required=True, help="a registered task")
 @PROFILE
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="default: results/data/<profile>/<task>/seed<k>"
 )
 def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> None:
     """Builds D_expert, D_look, D_world and the probe items; prints sizes, token counts and coverage."""
     from harness.config import load_profile
-    from harness.data import build_corpora, corpus_stats, save_corpora
+    from harness.data import build_corpora, check_out_dir, corpus_stats, save_corpora
     from harness.probes.items import PROBE_FILES, jsonl_text, probe_items
     from harness.registry import make_task
 
     prof = load_profile(profile)
     task = make_task(task_name, prof.tasks.get(task_name))
+    out = out or Path("results/data") / prof.name / task_name / f"seed{seed}"
+    check_out_dir(out)  # before the work, not after it
     click.echo(f"building {task_name} data, profile {prof.name}, seed {seed} ...", err=True)
     corpora = build_corpora(task, prof.data, seed)
     stats = corpus_stats(corpora)
-    out = out or Path("results/data") / prof.name / task_name / f"seed{seed}"
     probes = probe_items(task, prof.data, seed)
     save_corpora(corpora, out, stats, {PROBE_FILES[name]: jsonl_text(rows) for name, rows in probes.items()})
     for name in ("D_expert", "D_look", "D_world"):
@@ -472,10 +485,8 @@ def models_import_gguf(gguf_path: Path | None, out: Path) -> None:
 def main() -> None:
     """Entry point: runs the command line, mapping HarnessError to one line and exit code 2."""
     warnings.filterwarnings("ignore", category=FutureWarning)
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     try:
         code = cli.main(standalone_mode=False)
     except HarnessError as exc:
@@ -486,6 +497,14 @@ def main() -> None:
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        # A path the user named cannot be read or written (missing, a file where a folder must be,
+        # no permission, disk full): the user's to fix, so one line and exit 2, not a traceback.
+        # A failed rename names the temp file first; the path the user gave is the second.
+        named = exc.filename2 or exc.filename
+        where = f": {named}" if named else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -59,7 +59,8 @@ def load_pairs(
     missing = missing_runs(profile, runs, [method, baseline], tasks, seeds)
     if missing:
         raise HarnessError(
-            f"{len(missing)} run(s) missing; make them with (or pass --run-missing): " + "; ".join(missing)
+            f"{len(missing)} run(s) missing or incomplete; make them with (or pass --run-missing): "
+            + "; ".join(missing)
         )
     pairs = []
     for task in tasks:

@@ -132,8 +132,12 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
             raise HarnessError(f"unknown profile {name_or_path!r} (known: {known}, or a path to a .yaml file)")
     if not path.exists():
         raise HarnessError(f"profile file {path} does not exist")
+    if not path.is_file():
+        raise HarnessError(f"profile {path} is not a file")
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise HarnessError(f"profile {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HarnessError(f"profile {path} is not valid YAML: {first}") from None
@@ -147,9 +151,30 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
             else:
                 values[key] = value
     profile = build_dataclass(Profile, values, f"profile {path.name}")
-    if not profile.tasks:
-        raise HarnessError(f"profile {path.name} names no tasks")
+    check_profile(profile, path.name)
     return profile
+
+
+def check_profile(profile: Profile, where: str) -> None:
+    """Raises HarnessError for a profile no run can use: no tasks or seeds, a negative seed, an unknown task or knob."""
+    from harness.registry import task_class
+
+    if not profile.tasks:
+        raise HarnessError(f"profile {where} names no tasks")
+    if not profile.seeds:
+        raise HarnessError(f"profile {where} lists no seeds")
+    for seed in profile.seeds + profile.ablation_seeds:
+        if seed < 0:
+            raise HarnessError(f"profile {where} has a negative seed {seed} (seeds are integers >= 0)")
+    for section, entries in (("tasks", profile.tasks), ("stages", profile.stages)):
+        for name, value in entries.items():
+            if value is not None and not isinstance(value, dict):
+                raise HarnessError(f"profile {where}: {section}.{name} must be a mapping, got {value!r}")
+    for name, knobs in profile.tasks.items():
+        try:
+            task_class(name).Config.from_knobs(name, knobs)
+        except HarnessError as exc:
+            raise HarnessError(f"profile {where}: {exc}") from None
 
 
 def canonical_json(obj: Any) -> str:

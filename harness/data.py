@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
+from harness import faults
 from harness.config import DataSpec
+from harness.errors import HarnessError
 from harness.store import atomic_dir
 from harness.traces import (
     ForesightBlock,
@@ -157,6 +159,7 @@ def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
     experts = expert_episodes(task, splits.train, seed)
     expert_rows = [react_row(task, e, f"expert-{i}") for i, e in enumerate(experts)]
     look_rows = [look_row(task, e, data.look_k, f"look-{i}") for i, e in enumerate(experts)]
+    faults.point("data")
     explored = world_episodes(task, data.world_episodes, seed)
     outcome_rng = np.random.default_rng([seed, SALT_OUTCOME])
     world_rows = []
@@ -208,9 +211,20 @@ def corpus_stats(corpora: Corpora) -> dict[str, Any]:
     return stats
 
 
+def check_out_dir(out: Path) -> None:
+    """Raises HarnessError unless `out` is free or an earlier data build's folder (which a build replaces whole)."""
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "stats.json").is_file():
+        raise HarnessError(
+            f"--out {out} holds files that were not written by `harness data build`; choose an empty or new folder"
+        )
+
+
 def save_corpora(corpora: Corpora, out: Path, stats: dict[str, Any], extra: dict[str, str] | None = None) -> Path:
     """Writes the three datasets (jsonl), `extra` files (name -> text) and stats.json to `out`
     atomically; returns `out`."""
+    check_out_dir(out)
     with atomic_dir(out) as tmp:
         for name in ("expert", "look", "world"):
             getattr(corpora, name).to_json(tmp / f"D_{name}.jsonl", lines=True)

@@ -15,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from harness import faults
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.config import Profile, as_dict, build_dataclass, config_hash, doc
 from harness.data import expert_episodes, react_row
 from harness.models import stop_token_ids
 from harness.registry import make_task
-from harness.runs import git_commit, run_dir, versions, write_run
+from harness.runs import git_commit, run_dir, run_lock, versions, write_run
 from harness.scoring import episode_record, run_metrics
 from harness.traces import ForesightBlock
-from harness.train import load_checkpoint, train_method
+from harness.train import load_checkpoint, method_and_task, train_method
 from tasks.base import Task, play
 
 SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
@@ -62,6 +64,7 @@ def play_split(
         episodes += run_episodes(
             model, tokenizer, task, chunk, rngs, fmt, sampling, stops, prefix=prefix, max_turns=max_turns
         )
+        faults.point("eval-batch")
     return episodes
 
 
@@ -106,9 +109,22 @@ def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> fl
 def evaluate_run(
     method_name: str, task_name: str, profile: Profile, seed: int, cache: Path, runs: Path
 ) -> tuple[Path, dict[str, Any]]:
-    """Trains what is missing, plays the test split, and writes the run; returns its path and metrics."""
-    started = time.time()
+    """Trains what is missing, plays the test split, and writes the run; returns its path and metrics.
+
+    The run's lock is held throughout: a second process evaluating the same run exits 2 at once.
+    """
     settings = build_dataclass(EvalSettings, profile.eval, "eval")
+    method_and_task(method_name, task_name, profile)  # bad names fail before the run's folder is made
+    path = run_dir(runs, profile.name, task_name, method_name, seed)
+    with run_lock(path):
+        metrics = _evaluate(method_name, task_name, profile, seed, cache, path, settings)
+    return path, metrics
+
+
+def _evaluate(
+    method_name: str, task_name: str, profile: Profile, seed: int, cache: Path, path: Path, settings: EvalSettings
+) -> dict[str, Any]:
+    started = time.time()
     method, checkpoint, outcomes = train_method(method_name, task_name, profile, seed, cache)
     trained = time.time()
     task = make_task(task_name, profile.tasks[task_name])
@@ -146,8 +162,19 @@ def evaluate_run(
         "versions": versions(),
         "wall_s": {"train": round(trained - started, 2), "eval": round(time.time() - trained, 2)},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "determinism": "CPU, fixed seeds; bytes of metrics.json depend on package versions and torch_threads",
+        "determinism": determinism(),
     }
-    path = run_dir(runs, profile.name, task_name, method_name, seed)
     write_run(path, manifest, records, metrics)
-    return path, metrics
+    return metrics
+
+
+def determinism() -> dict[str, Any]:
+    """Returns what the bytes of metrics.json and episodes.jsonl depend on besides the config and seed."""
+    return {
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "packages": {k: v for k, v in versions().items() if k != "torch_threads"},
+        "note": "same seed, config, package versions and thread count on CPU give byte-identical "
+        "metrics.json and episodes.jsonl (tests/integration/test_reliability.py checks it)",
+    }

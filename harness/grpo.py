@@ -9,7 +9,6 @@ extra fields to the reward functions, which TRL weights with `reward_weights`.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.rewards import calibration_reward, fidelity_reward, success_reward
-from harness.sft import JsonlLog, latest_checkpoint, trainer_args
+from harness.sft import JsonlLog, StepFaults, resume_point, trainer_args
 from harness.stages import GrpoSettings
 from tasks.base import Task
 
@@ -61,10 +60,11 @@ def make_rollout_func(
 ) -> Callable[[list[str], Any], dict[str, list]]:
     """Returns the rollout_func that plays one episode per prompt with the trainer's current model."""
     by_prompt = {task.prompt(task.reset(inst)): inst for inst in instances}
-    calls = itertools.count()
 
     def rollout_func(prompts: list[str], trainer: Any) -> dict[str, list]:
-        call = next(calls)
+        # One generation per optimizer step (steps_per_generation = 1), so the step numbers the
+        # call; a run resumed from a checkpoint then draws the very episodes an unbroken run draws.
+        call = trainer.state.global_step
         chosen = [by_prompt[p] for p in prompts]
         rngs = [np.random.default_rng([seed, SALT_RL, call, i]) for i in range(len(chosen))]
         sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call)
@@ -103,6 +103,7 @@ def train_grpo(
         max_steps=settings.steps,
         per_device_train_batch_size=batch,
         num_generations=settings.num_generations,
+        steps_per_generation=1,  # rollout_func numbers its calls by the optimizer step
         learning_rate=settings.lr,
         temperature=settings.temperature,
         beta=settings.beta,
@@ -112,6 +113,7 @@ def train_grpo(
         **trainer_args(work_dir, settings.save_every, seed),
     )
     log_path = work_dir / "log.jsonl"
+    checkpoint = resume_point(work_dir)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[_field_reward(n) for n in names],
@@ -119,10 +121,10 @@ def train_grpo(
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
         rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids),
-        callbacks=[JsonlLog(log_path, label)],
+        callbacks=[JsonlLog(log_path, label), StepFaults("grpo")],
     )
     trainer.remove_callback(PrinterCallback)
-    trainer.train(resume_from_checkpoint=latest_checkpoint(work_dir))
+    trainer.train(resume_from_checkpoint=checkpoint)
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
     rewards = [r["reward"] for r in records if "reward" in r]
     return {

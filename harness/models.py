@@ -128,7 +128,14 @@ def _is_causal_lm(config: Any) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """Returns the exception's type and first line, for a one-line error about a model file.
+
+    Readers of model files raise whatever their format's parser raises (SafetensorError for a cut
+    safetensors file, struct.error for a cut GGUF header, ...): around those calls alone, any
+    exception means the user's file cannot be loaded, so it becomes a HarnessError (exit 2).
+    """
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
@@ -144,7 +151,7 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
             str(path.parent), gguf_file=path.name, dtype=dtype, quantization_config=GgufConfig(dequantize=True)
         )
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except Exception as exc:  # the file's reader failed: see _first_line
         raise HarnessError(f"GGUF file {path} could not be loaded ({_first_line(exc)})") from None
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
@@ -181,7 +188,7 @@ def load_model(path: Path | str, dtype: torch.dtype = torch.float32) -> tuple[An
         try:
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(str(path))
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except Exception as exc:  # the file's reader failed: see _first_line
             raise HarnessError(f"model path {path} could not be loaded ({_first_line(exc)})") from None
     # Batched generation pads; many pretrained tokenizers ship without a pad token.
     if tokenizer.pad_token is None:

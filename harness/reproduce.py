@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import faults
 from harness.config import Profile
 from harness.errors import HarnessError
 from harness.evaluate import evaluate_run
@@ -180,6 +181,7 @@ def write_tables(table: pd.DataFrame, out: Path) -> list[Path]:
     shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
     paths = [out / "summary.csv", out / "summary.md", out / "summary.tex"]
     atomic_write_text(paths[0], table.to_csv(index=False))
+    faults.point("tables")
     atomic_write_text(paths[1], shown.to_markdown(index=False) + "\n")
     atomic_write_text(paths[2], shown.to_latex(index=False, escape=True))
     return paths

@@ -12,6 +12,7 @@ import json
 import platform
 import subprocess
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,9 +20,12 @@ from typing import Any
 
 import torch
 
+from harness import faults
 from harness.errors import HarnessError
-from harness.store import atomic_write_text
+from harness.locks import locked
+from harness.store import atomic_write_text, remove_leftovers
 
+RUN_FILES = ["manifest.json", "episodes.jsonl", "metrics.json"]
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "lm-eval", "bm25s", "numpy", "foresight-harness")
 
 
@@ -69,11 +73,22 @@ def dumps(obj: Any) -> str:
 
 
 def write_run(path: Path, manifest: dict[str, Any], records: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> None:
-    """Writes a run: manifest and episodes first, metrics.json last, each atomically."""
+    """Writes a run: manifest and episodes first, metrics.json last, each atomically.
+
+    Call it holding the run's lock (`run_lock`): temp files found beside the run are then a killed
+    writer's, and are removed.
+    """
     (path / "metrics.json").unlink(missing_ok=True)
+    remove_leftovers(path, RUN_FILES)
     atomic_write_text(path / "manifest.json", dumps(manifest))
     atomic_write_text(path / "episodes.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    faults.point("run-write")
     atomic_write_text(path / "metrics.json", dumps(metrics))
+
+
+def run_lock(path: Path) -> AbstractContextManager[None]:
+    """Returns the lock of one run directory: a second process evaluating the same run exits 2 naming the first."""
+    return locked(path / ".lock", f"run {path}", wait=False)
 
 
 def is_complete(path: Path) -> bool:

@@ -18,12 +18,14 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
+from harness import faults
 from harness.agent import encode_segments
 from harness.stages import SftSettings
+from harness.store import atomic_write_text
 
 
 class JsonlLog(TrainerCallback):
-    """Appends every trainer log (loss, reward, tokens seen) as one json line; shows progress."""
+    """Appends every trainer log (loss, reward, tokens seen) as one json line; shows progress about 20 times."""
 
     def __init__(self, path: Path, label: str) -> None:
         self.path = path
@@ -39,9 +41,19 @@ class JsonlLog(TrainerCallback):
         reward = logs.get("reward")
         shown = f"loss {loss:.3f}" if isinstance(loss, float) else ""
         shown += f" reward {reward:.3f}" if isinstance(reward, float) else ""
-        if not shown:
+        if not shown or state.global_step % max(1, state.max_steps // 20) and state.global_step != state.max_steps:
             return
         print(f"  [{self.label}] step {state.global_step}/{state.max_steps} {shown}", flush=True)
+
+
+class StepFaults(TrainerCallback):
+    """Passes the fault-injection point `<kind>-step` at the end of every optimizer step (harness.faults)."""
+
+    def __init__(self, kind: str) -> None:
+        self.point = f"{kind}-step"
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        faults.point(self.point)
 
 
 def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int) -> Dataset:
@@ -76,9 +88,45 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
 
 
 def latest_checkpoint(work_dir: Path) -> str | None:
-    """Returns the newest TRL checkpoint directory in `work_dir`, if an interrupted run left one."""
-    found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return str(found[-1]) if found else None
+    """Returns the newest complete TRL checkpoint directory in `work_dir`, if an interrupted run left one.
+
+    The Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint whose
+    trainer_state.json is missing or cut short was being written when the process died; the
+    previous one (kept until the new one is complete) is used instead.
+    """
+    found = []
+    for path in work_dir.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if step.isdigit():
+            found.append((int(step), path))
+    return str(max(found)[1]) if found else None
+
+
+def resume_point(work_dir: Path) -> str | None:
+    """Returns the checkpoint to resume from (or None), after cutting log.jsonl back to that checkpoint.
+
+    Lines logged after the checkpoint by the killed process are logged again by the resumed one,
+    and so is the summary line that ends a training run (`train_loss`, ...); a line cut short
+    by the kill is dropped. The log then reads as if training had never stopped.
+    """
+    checkpoint = latest_checkpoint(work_dir)
+    log = work_dir / "log.jsonl"
+    if log.exists():
+        step = int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step and "train_loss" not in record:
+                kept.append(line + "\n")
+        atomic_write_text(log, "".join(kept))
+    return checkpoint
 
 
 def train_sft(
@@ -103,28 +151,30 @@ def train_sft(
         warmup_steps=max(1, int(settings.warmup_ratio * steps)),
         weight_decay=settings.weight_decay,
         max_length=settings.max_length,
-        logging_steps=max(1, steps // 20),
-        include_num_input_tokens_seen=True,
+        # Every step: a loss logged over a window of steps would average a different window after
+        # a resume (the trainer restarts its window there), and the log would then differ.
+        logging_steps=1,
+        # Non-padding tokens, counted in the trainer state: a resumed run restores the count from its
+        # checkpoint (TRL's own `num_tokens` log restarts from zero on resume).
+        include_num_input_tokens_seen="non_padding",
         **trainer_args(work_dir, settings.save_every, seed),
     )
     log_path = work_dir / "log.jsonl"
+    checkpoint = resume_point(work_dir)
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=data,
         processing_class=tokenizer,
-        callbacks=[JsonlLog(log_path, label)],
+        callbacks=[JsonlLog(log_path, label), StepFaults("wm-amt" if full_loss else "sft")],
     )
     trainer.remove_callback(PrinterCallback)
-    trainer.train(resume_from_checkpoint=latest_checkpoint(work_dir))
+    trainer.train(resume_from_checkpoint=checkpoint)
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
-    # TRL's num_tokens counts attended (non-pad) tokens; num_input_tokens_seen counts padding too.
-    tokens = [r["num_tokens"] for r in records if "num_tokens" in r]
     return {
         "steps": steps,
-        "tokens_seen": int(tokens[-1]) if tokens else int(trainer.state.num_input_tokens_seen),
-        "padded_tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
         "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,

@@ -6,7 +6,8 @@ prefix of stages therefore share the checkpoints (vanilla-rl reuses react's sft;
 reuse foresight's stages). A finished stage directory holds the HF checkpoint, `log.jsonl` (loss,
 reward and tokens seen per logged step) and `stage.json`, written last with the sha256 of every
 weight file: a directory without it is not a finished stage, and one whose weights no longer
-match it is corrupt and retrained.
+match it is corrupt. A finished stage is never changed in place: a corrupt one is reported (the
+command exits 2 naming the file) and retrained only once the user has deleted it.
 """
 
 from __future__ import annotations
@@ -86,13 +87,26 @@ def weight_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
+def stage_problem(directory: Path) -> str | None:
+    """Returns why a stage directory that has its stage.json is corrupt, or None when its weights check out."""
+    try:
+        stored = json.loads((directory / "stage.json").read_text())["checksums"]
+        if not isinstance(stored, dict) or not stored:
+            return "stage.json lists no weight checksums"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "stage.json is unreadable"
+    found = weight_checksums(directory)
+    for name, digest in sorted(stored.items()):
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest:
+            return f"{name} does not match the sha256 in stage.json"
+    extra = sorted(set(found) - set(stored))
+    return f"{extra[0]} is not listed in stage.json" if extra else None
+
+
 def stage_status(directory: Path) -> str:
     """Returns 'missing', 'complete' or 'corrupt' for a stage directory in the cache."""
-    marker = directory / "stage.json"
-    if not marker.exists():
+    if not (directory / "stage.json").exists():
         return "missing"
-    try:
-        stored = json.loads(marker.read_text())["checksums"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return "corrupt"
-    return "complete" if stored and weight_checksums(directory) == stored else "corrupt"
+    return "corrupt" if stage_problem(directory) else "complete"

@@ -3,8 +3,9 @@
 The chain starts from the initial checkpoint (the tiny model built for the seed, or `--model`),
 and each stage's output is cached under `results/cache/<stage hash>/`. An interrupted stage
 leaves TRL checkpoints in `<hash>.partial/` and the next call resumes from the newest one.
-With LoRA, each stage stores only its adapter; loading a checkpoint merges the chain of adapters
-into the base model.
+One process at a time writes a cache entry (`<hash>.lock`); another that needs the same entry
+waits, then finds it finished. With LoRA, each stage stores only its adapter; loading a
+checkpoint merges the chain of adapters into the base model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import resource
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +22,16 @@ from typing import Any
 
 from datasets import concatenate_datasets
 
+from harness import faults
 from harness.config import Profile, config_hash
 from harness.data import Corpora, build_corpora, look_row, rows_dataset
 from harness.errors import HarnessError
+from harness.locks import locked
 from harness.methods import Method
 from harness.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.registry import make_task, method_factory
-from harness.stages import StageSpec, stage_hash, stage_status, weight_checksums
-from harness.store import atomic_dir, atomic_write_text
+from harness.stages import StageSpec, stage_hash, stage_problem, stage_status, weight_checksums
+from harness.store import atomic_dir, atomic_write_text, remove_leftovers
 from harness.traces import FORMAT_WORDS
 from tasks.base import Task
 
@@ -95,15 +97,32 @@ def initial_checkpoint(profile: Profile, seed: int, cache: Path) -> Checkpoint:
         seed,
     )
     target = cache / key
-    if stage_status(target) != "complete":
-        tokenizer = build_tokenizer(vocab)
-        config = ModelConfig(spec.hidden_size, spec.n_layers, spec.n_heads, spec.intermediate_size, spec.max_positions)
-        model = build_tiny_model(config, tokenizer, seed)
-        with atomic_dir(target) as tmp:
-            model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            _write_marker(tmp, {"kind": "init", "seed": seed, "vocab_size": len(vocab)})
+    if stage_status(target) == "complete":
+        return Checkpoint(key, target)
+    with locked(cache / f"{key}.lock", f"initial checkpoint {key}", wait=True):
+        if _needs_training(target, key, cache):
+            tokenizer = build_tokenizer(vocab)
+            config = ModelConfig(
+                spec.hidden_size, spec.n_layers, spec.n_heads, spec.intermediate_size, spec.max_positions
+            )
+            model = build_tiny_model(config, tokenizer, seed)
+            with atomic_dir(target) as tmp:
+                model.save_pretrained(str(tmp))
+                tokenizer.save_pretrained(str(tmp))
+                _write_marker(tmp, {"kind": "init", "seed": seed, "vocab_size": len(vocab)})
     return Checkpoint(key, target)
+
+
+def _needs_training(target: Path, key: str, cache: Path) -> bool:
+    """Returns whether a cache entry must be made; HarnessError for a corrupt one. Call it holding the entry's lock."""
+    status = stage_status(target)
+    if status == "corrupt":
+        raise HarnessError(
+            f"cached checkpoint {target} is corrupt ({stage_problem(target)}); delete that directory to retrain it"
+        )
+    if status == "missing":
+        remove_leftovers(cache, [key])  # temp directories of a writer that was killed while saving
+    return status == "missing"
 
 
 def load_checkpoint(checkpoint: Checkpoint) -> tuple[Any, Any]:
@@ -159,14 +178,28 @@ def run_stage(
     target = cache / key
     lora = profile.model.lora and bool(profile.model.path)
     result = _chained(source, key, target, lora)
-    status = stage_status(target)
-    if status == "complete":
-        stats = json.loads((target / "stage.json").read_text()).get("stats", {})
-        return result, StageOutcome(spec.name, key, True, stats)
-    if status == "corrupt":
-        warnings.warn(f"cached checkpoint {target} fails its checksum; retraining it", stacklevel=2)
-        shutil.rmtree(target)
-    work = cache / f"{key}.partial"
+    if stage_status(target) != "complete":
+        with locked(cache / f"{key}.lock", f"stage {spec.name} ({key})", wait=True):
+            if _needs_training(target, key, cache):
+                stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
+                return result, StageOutcome(spec.name, key, False, stats)
+    stats = json.loads((target / "stage.json").read_text()).get("stats", {})
+    return result, StageOutcome(spec.name, key, True, stats)
+
+
+def _train_stage(
+    spec: StageSpec,
+    source: Checkpoint,
+    task: Task,
+    profile: Profile,
+    seed: int,
+    cache: Path,
+    corpora: Callable[[], Corpora],
+    target: Path,
+    lora: bool,
+) -> dict[str, Any]:
+    """Returns the stats of a stage after training it (resuming its TRL checkpoints) into `target`."""
+    work = cache / f"{target.name}.partial"
     work.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_checkpoint(source)
     if lora:
@@ -198,6 +231,7 @@ def run_stage(
     with atomic_dir(target) as tmp:
         model.save_pretrained(str(tmp))  # with LoRA, the adapter alone
         tokenizer.save_pretrained(str(tmp))
+        faults.point("stage-save")
         shutil.copy(work / "log.jsonl", tmp / "log.jsonl")
         _write_marker(
             tmp,
@@ -210,7 +244,17 @@ def run_stage(
             },
         )
     shutil.rmtree(work, ignore_errors=True)
-    return result, StageOutcome(spec.name, key, False, stats)
+    return stats
+
+
+def method_and_task(method_name: str, task_name: str, profile: Profile) -> tuple[Method, Task]:
+    """Returns the method and the task of a run; HarnessError for an unknown method or a task not in the profile."""
+    method = method_factory(method_name)(profile)
+    if task_name not in profile.tasks:
+        raise HarnessError(
+            f"task {task_name!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
+        )
+    return method, make_task(task_name, profile.tasks[task_name])
 
 
 def trained_checkpoint(
@@ -245,12 +289,7 @@ def train_method(
     method_name: str, task_name: str, profile: Profile, seed: int, cache: Path = Path("results/cache")
 ) -> tuple[Method, Checkpoint, list[StageOutcome]]:
     """Trains what is missing of `method_name` on `task_name`; returns the final checkpoint and each stage's fate."""
-    method = method_factory(method_name)(profile)
-    if task_name not in profile.tasks:
-        raise HarnessError(
-            f"task {task_name!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
-        )
-    task = make_task(task_name, profile.tasks[task_name])
+    method, task = method_and_task(method_name, task_name, profile)
     built: list[Corpora] = []
 
     def corpora() -> Corpora:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import warnings
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from harness.config import load_profile
+from harness.errors import HarnessError
 from harness.models import (
     ModelConfig,
     build_tiny_model,
@@ -45,16 +46,18 @@ def test_lora_on_a_tiny_local_model(tmp_path: Path) -> None:
     assert not torch.equal(merged.state_dict()[key], original.state_dict()[key])
 
 
-def test_corrupt_cached_stage_is_retrained_with_a_warning(tmp_path: Path) -> None:
+def test_corrupt_cached_stage_is_reported_never_replaced_in_place(tmp_path: Path) -> None:
     profile = load_profile("smoke")
     _, checkpoint, _ = train_method("react", "countdown", profile, 0, tmp_path)
     weights = checkpoint.base / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
+    damaged = weights.read_bytes()
     assert stage_status(checkpoint.base) == "corrupt"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _, again, outcomes = train_method("react", "countdown", profile, 0, tmp_path)
-    assert any("fails its checksum" in str(w.message) for w in caught)
+    with pytest.raises(HarnessError, match=r"model.safetensors does not match the sha256 in stage.json\); delete"):
+        train_method("react", "countdown", profile, 0, tmp_path)
+    assert weights.read_bytes() == damaged  # readers may hold it open: the harness never rewrites a finished stage
+    shutil.rmtree(checkpoint.base)
+    _, again, outcomes = train_method("react", "countdown", profile, 0, tmp_path)
     assert not outcomes[0].reused and stage_status(again.base) == "complete"
 
 
