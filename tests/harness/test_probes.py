@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from harness.cli import main
 from harness.config import load_profile
 from harness.models import ModelConfig, build_tiny_model, build_tokenizer, save_checkpoint
 from harness.probes.items import CHOICES, PROBE_FILES, probe_items
@@ -24,16 +22,9 @@ from harness.probes.scoring import (
 )
 from harness.registry import make_task
 from harness.train import suite_vocabulary
+from tests.cli_inprocess import run
 
 SMOKE = load_profile("smoke")
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

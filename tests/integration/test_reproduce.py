@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,23 +11,16 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from harness.cli import cli, main
+from harness.cli import cli
 from harness.config import PROFILE_DIR, load_profile
 from harness.probes.items import probe_items
 from harness.registry import make_task
 from harness.runs import run_dir
+from tests.cli_inprocess import run
 
 pytestmark = pytest.mark.slow
 METHODS, ABLATIONS = ["react", "vanilla-rl", "foresight"], ["foresight-no-rl"]
 SMOKE_DATA = load_profile("smoke").data
-
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
