@@ -12,6 +12,7 @@ have ended are dropped from the batch as they accumulate. Greedy decoding gives 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,11 +205,14 @@ def run_episodes(
     stop_ids: Sequence[int],
     prefix: str = "",
     max_turns: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[AgentEpisode]:
     """Returns one played episode per instance, all advanced together in one batch.
 
     `prefix` (few-shot examples) is read before each prompt and counts as part of the prompt.
     `max_turns` stops every episode after that many turns (to sample first moves).
+    `timings`, if given, gains the seconds spent in the world (decoding and parsing turns, stepping
+    the task, encoding observations) under "env_s".
     """
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -223,6 +227,7 @@ def run_episodes(
         return _finish(episodes, states)
     batch = _Batch(model, pad_id, [ep.prompt_ids for ep in episodes])
     written: list[list[int]] = [[] for _ in instances]
+    env_s = 0.0
     # Tokens an episode must feed before it samples again: the turn's last token and the observation.
     queued: list[list[int]] = [[] for _ in instances]
     while True:
@@ -236,7 +241,9 @@ def run_episodes(
                 episode.env_mask.append(1)
                 episode.logprobs.append(logps[row])
                 if token in stops or len(written[i]) == sampling.max_turn_tokens:
+                    started = time.perf_counter()
                     playing[i], observation = _end_turn(task, tokenizer, episode, states, i, written[i], fmt, rngs)
+                    env_s += time.perf_counter() - started
                     playing[i] &= max_turns is None or len(episode.turns) < max_turns
                     queued[i] = [token, *observation] if playing[i] else []
                     written[i] = []
@@ -253,6 +260,8 @@ def run_episodes(
             feed = [feed[row] for row in kept]
             batch.keep(kept)
         batch.step(feed)
+    if timings is not None:
+        timings["env_s"] = timings.get("env_s", 0.0) + env_s
     return _finish(episodes, states)
 
 
