@@ -252,8 +252,10 @@ def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path) -
     prof = load_profile(profile)
     ran = run_missing(prof, profile, runs, cache, jobs, click.echo)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
-    for path in build_outputs(prof, runs, cache, results, time.time() - started):
+    paths, cost = build_outputs(prof, runs, cache, results, started, jobs)
+    for path in paths:
         click.echo(f"wrote {path}")
+    click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
 
 
 @cli.command()
@@ -266,7 +268,7 @@ def report(profile: str, runs: Path, cache: Path, results: Path) -> None:
     from harness.config import load_profile
     from harness.reproduce import build_outputs
 
-    for path in build_outputs(load_profile(profile), runs, cache, results, 0.0):
+    for path in build_outputs(load_profile(profile), runs, cache, results)[0]:
         click.echo(f"wrote {path}")
 
 
