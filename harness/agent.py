@@ -1,14 +1,18 @@
 """The batched multi-turn agent loop: many episodes advance together against a task.
 
-All episodes of a batch share one KV cache. Each turn feeds the tokens the world wrote since the
-last turn (the prompt first, then the observation), then samples the agent's turn token by token
-until a stop token (a newline or eos) or the turn's token limit. Sequences are ragged, so the cache
-holds padding in the middle; an attention mask hides it and position ids count only real tokens.
-The history is therefore encoded once, never re-encoded per turn.
+All episodes of a batch share one KV cache and every forward pass feeds each episode exactly one
+token: the prompts are read once (left-padded), then each episode, on its own schedule, either
+samples its next token or, after its turn ends (a stop token or the turn's token limit), feeds the
+observation the world wrote, one token per step. No episode waits for the others to finish a
+turn, so the cache holds no padding in the middle and nothing is ever re-encoded; episodes that
+have ended are dropped from the batch as they accumulate. Greedy decoding gives exactly what HF
+`generate` gives for one episode played alone with its whole history re-encoded every turn
+(tests/harness/test_agent.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from harness.traces import AgentTurn, ParseError, normalize, parse_turn, render_observation
 from tasks.base import Task
@@ -87,40 +92,95 @@ def action_of(parsed: AgentTurn | ParseError) -> str:
     return parsed.text
 
 
-class _Batch:
-    """The shared cache of a batch of sequences, with ragged lengths hidden by the mask."""
+class _GrowingLayer(DynamicLayer):
+    """A full-attention cache layer in a buffer that doubles when full; `keys`/`values` are views of it.
 
-    def __init__(self, model: Any, size: int, pad_id: int) -> None:
+    DynamicLayer concatenates the whole cache with every new token, which makes decoding quadratic
+    in the episode's length; writing into spare capacity keeps a step's cost to its own tokens.
+    """
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        n = key_states.shape[-2]
+        if not self.is_initialized:
+            self.device = key_states.device
+            self.is_initialized = True
+            self.length = 0
+            self._k = key_states.new_empty((*key_states.shape[:2], max(64, 2 * n), key_states.shape[-1]))
+            self._v = value_states.new_empty((*value_states.shape[:2], self._k.shape[2], value_states.shape[-1]))
+        end = self.length + n
+        if end > self._k.shape[2]:
+            grown = max(end, 2 * self._k.shape[2])
+            k = self._k.new_empty((*self._k.shape[:2], grown, self._k.shape[-1]))
+            v = self._v.new_empty((*self._v.shape[:2], grown, self._v.shape[-1]))
+            k[:, :, : self.length] = self._k[:, :, : self.length]
+            v[:, :, : self.length] = self._v[:, :, : self.length]
+            self._k, self._v = k, v
+        self._k[:, :, self.length : end] = key_states
+        self._v[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keeps only the batch rows `indices`."""
+        if self.is_initialized:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+
+def _growing_cache(model: Any) -> DynamicCache:
+    """Returns a DynamicCache for `model` whose full-attention layers grow in place (sliding ones stay)."""
+    cache = DynamicCache(config=model.config)
+    cache.layers = [_GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+class _Batch:
+    """The shared cache of the episodes still playing, one row each, one column per step."""
+
+    def __init__(self, model: Any, pad_id: int, prompts: list[list[int]]) -> None:
         self.model = model
         self.pad_id = pad_id
-        self.cache = DynamicCache()
-        self.mask = torch.zeros(size, 0, dtype=torch.long)
-        self.lengths = torch.zeros(size, dtype=torch.long)
+        self.cache = _growing_cache(model)
+        self.rows = list(range(len(prompts)))
+        """The episode each row of the batch holds."""
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        self.mask = torch.zeros(len(prompts), width, dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            self.mask[i, width - len(prompt) :] = 1
+        self.lengths = self.mask.sum(dim=1)
+        self.logits = self._forward(ids, (torch.cumsum(self.mask, dim=1) - 1).clamp(min=0))
 
     @torch.no_grad()
-    def feed(self, pieces: list[list[int]]) -> torch.Tensor:
-        """Feeds each sequence its own token list (possibly empty); returns each one's last logits."""
-        width = max(1, max(len(p) for p in pieces))
-        ids = torch.full((len(pieces), width), self.pad_id, dtype=torch.long)
-        new_mask = torch.zeros(len(pieces), width, dtype=torch.long)
-        for i, piece in enumerate(pieces):
-            ids[i, : len(piece)] = torch.tensor(piece, dtype=torch.long)
-            new_mask[i, : len(piece)] = 1
-        positions = self.lengths[:, None] + torch.cumsum(new_mask, dim=1) - 1
-        positions = positions.clamp(min=0)
-        self.mask = torch.cat([self.mask, new_mask], dim=1)
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out = self.model(
             input_ids=ids,
             attention_mask=self.mask,
             position_ids=positions,
             past_key_values=self.cache,
             use_cache=True,
+            logits_to_keep=1,
         )
         self.cache = out.past_key_values
-        counts = new_mask.sum(dim=1)
-        self.lengths = self.lengths + counts
-        last = (counts - 1).clamp(min=0)
-        return out.logits[torch.arange(len(pieces)), last].float()
+        return out.logits[:, -1].float()
+
+    def step(self, tokens: list[int | None]) -> None:
+        """Feeds each row its next token (None for an ended episode); `logits` then predicts the next ones."""
+        fed = torch.tensor([t is not None for t in tokens], dtype=torch.long)
+        ids = torch.tensor([self.pad_id if t is None else t for t in tokens], dtype=torch.long)
+        self.mask = torch.cat([self.mask, fed[:, None]], dim=1)
+        self.logits = self._forward(ids[:, None], self.lengths[:, None])
+        self.lengths = self.lengths + fed
+
+    def keep(self, rows: list[int]) -> None:
+        """Keeps only the given rows (positions in the batch), dropping the rest from the cache."""
+        index = torch.tensor(rows, dtype=torch.long)
+        for layer in self.cache.layers:
+            layer.batch_select_indices(index)
+        self.mask, self.lengths, self.logits = self.mask[index], self.lengths[index], self.logits[index]
+        self.rows = [self.rows[r] for r in rows]
 
 
 def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,56 +205,94 @@ def run_episodes(
     stop_ids: Sequence[int],
     prefix: str = "",
     max_turns: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[AgentEpisode]:
     """Returns one played episode per instance, all advanced together in one batch.
 
     `prefix` (few-shot examples) is read before each prompt and counts as part of the prompt.
     `max_turns` stops every episode after that many turns (to sample first moves).
+    `timings`, if given, gains the seconds spent in the world (decoding and parsing turns, stepping
+    the task, encoding observations) under "env_s".
     """
     model.eval()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     generator = torch.Generator().manual_seed(sampling.seed)
-    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+    stops = set(stop_ids)
     states = [task.reset(inst) for inst in instances]
     episodes = [AgentEpisode(inst.id, task.prompt(s)) for inst, s in zip(instances, states, strict=True)]
-    pending = [encode(tokenizer, prefix + ep.prompt + "\n") for ep in episodes]
-    for ep, ids in zip(episodes, pending):
-        ep.prompt_ids = list(ids)
-    batch = _Batch(model, len(instances), pad_id)
-    turns = 0
-    while any(not s.done for s in states) and (max_turns is None or turns < max_turns):
-        turns += 1
-        active = torch.tensor([not s.done for s in states])
-        logits = batch.feed([p if a else [] for p, a in zip(pending, active.tolist())])
-        written: list[list[int]] = [[] for _ in instances]
-        open_ = active.clone()
-        for _ in range(sampling.max_turn_tokens):
-            token, logp = _sample(logits, sampling, generator)
-            for i in torch.nonzero(open_).flatten().tolist():
-                written[i].append(int(token[i]))
-                episodes[i].completion_ids.append(int(token[i]))
-                episodes[i].env_mask.append(1)
-                episodes[i].logprobs.append(float(logp[i]))
-            open_ &= ~torch.isin(token, stops)
-            if not open_.any():
-                break
-            logits = batch.feed([[int(token[i])] if open_[i] else [] for i in range(len(instances))])
-        for i in torch.nonzero(active).flatten().tolist():
-            output = tokenizer.decode(written[i], skip_special_tokens=True)
-            parsed = parse_turn(output, fmt)
-            action = normalize(action_of(parsed))
-            result = task.step(states[i], action, rngs[i])
-            turn = Turn(states[i], normalize(output), parsed, action, result.observation, written[i])
-            episodes[i].turns.append(turn)
-            states[i] = result.state
-            episodes[i].success = result.reward > 0
-            if not result.state.done:
-                observation = encode(tokenizer, render_observation(result.observation) + "\n")
-                episodes[i].completion_ids += observation
-                episodes[i].env_mask += [0] * len(observation)
-                episodes[i].logprobs += [0.0] * len(observation)
-                # The turn's last token was sampled but never fed to the cache: it goes first.
-                pending[i] = written[i][-1:] + observation
+    for ep in episodes:
+        ep.prompt_ids = encode(tokenizer, prefix + ep.prompt + "\n")
+    playing = [not s.done and max_turns != 0 for s in states]
+    if not any(playing):
+        return _finish(episodes, states)
+    batch = _Batch(model, pad_id, [ep.prompt_ids for ep in episodes])
+    written: list[list[int]] = [[] for _ in instances]
+    env_s = 0.0
+    # Tokens an episode must feed before it samples again: the turn's last token and the observation.
+    queued: list[list[int]] = [[] for _ in instances]
+    while True:
+        tokens, logps = (x.tolist() for x in _sample(batch.logits, sampling, generator))
+        feed: list[int | None] = []
+        for row, i in enumerate(batch.rows):
+            if playing[i] and not queued[i]:
+                episode, token = episodes[i], tokens[row]
+                written[i].append(token)
+                episode.completion_ids.append(token)
+                episode.env_mask.append(1)
+                episode.logprobs.append(logps[row])
+                if token in stops or len(written[i]) == sampling.max_turn_tokens:
+                    started = time.perf_counter()
+                    playing[i], observation = _end_turn(task, tokenizer, episode, states, i, written[i], fmt, rngs)
+                    env_s += time.perf_counter() - started
+                    playing[i] &= max_turns is None or len(episode.turns) < max_turns
+                    queued[i] = [token, *observation] if playing[i] else []
+                    written[i] = []
+                else:
+                    queued[i] = [token]
+            feed.append(queued[i].pop(0) if playing[i] else None)
+        if not any(playing):
+            break
+        ended = [row for row, i in enumerate(batch.rows) if not playing[i]]
+        # Dropping rows copies the cache once; doing it when an eighth of the batch has ended
+        # bounds that cost while the ended rows' share of each forward pass stays small.
+        if len(ended) * 8 >= len(batch.rows):
+            kept = [row for row, i in enumerate(batch.rows) if playing[i]]
+            feed = [feed[row] for row in kept]
+            batch.keep(kept)
+        batch.step(feed)
+    if timings is not None:
+        timings["env_s"] = timings.get("env_s", 0.0) + env_s
+    return _finish(episodes, states)
+
+
+def _end_turn(
+    task: Task,
+    tokenizer: Any,
+    episode: AgentEpisode,
+    states: list[Any],
+    i: int,
+    written: list[int],
+    fmt: str,
+    rngs: Sequence[np.random.Generator],
+) -> tuple[bool, list[int]]:
+    """Steps episode i's world with the turn it wrote; returns (still playing, observation tokens)."""
+    output = tokenizer.decode(written, skip_special_tokens=True)
+    parsed = parse_turn(output, fmt)
+    action = normalize(action_of(parsed))
+    result = task.step(states[i], action, rngs[i])
+    episode.turns.append(Turn(states[i], normalize(output), parsed, action, result.observation, list(written)))
+    states[i] = result.state
+    episode.success = result.reward > 0
+    if result.state.done:
+        return False, []
+    observation = encode(tokenizer, render_observation(result.observation) + "\n")
+    episode.completion_ids += observation
+    episode.env_mask += [0] * len(observation)
+    episode.logprobs += [0.0] * len(observation)
+    return True, observation
+
+
+def _finish(episodes: list[AgentEpisode], states: list[Any]) -> list[AgentEpisode]:
     for ep, state in zip(episodes, states):
         ep.final_state = state
     return episodes

@@ -285,8 +285,10 @@ def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path | 
     prof = load_profile(profile)
     ran = run_missing(prof, profile, runs, cache, jobs, click.echo)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
-    for path in build_outputs(prof, runs, cache, results or results_folder(prof), time.time() - started):
+    paths, cost = build_outputs(prof, runs, cache, results or results_folder(prof), started, jobs)
+    for path in paths:
         click.echo(f"wrote {path}")
+    click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
 
 
 @cli.command()
@@ -305,7 +307,7 @@ def report(profile: str, runs: Path, cache: Path, results: Path | None) -> None:
     from harness.reproduce import build_outputs
 
     prof = load_profile(profile)
-    for path in build_outputs(prof, runs, cache, results or results_folder(prof), 0.0):
+    for path in build_outputs(prof, runs, cache, results or results_folder(prof))[0]:
         click.echo(f"wrote {path}")
 
 

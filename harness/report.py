@@ -125,8 +125,38 @@ CLAIMS = {
 }
 
 
-def write_report(profile: Profile, runs: Path, summary: pd.DataFrame, out: Path, wall_s: float, peak_mb: float) -> str:
-    """Returns the text of REPORT.md (the caller writes it) built from the run store."""
+@dataclass(frozen=True)
+class Cost:
+    """Wall time and peak memory of one `harness reproduce` call."""
+
+    wall_s: float
+    peak_mb: float
+    """Peak resident memory of the reproduce process itself."""
+    worker_peak_mb: float
+    """Peak resident memory of its largest worker process (0 without workers, i.e. --jobs 1)."""
+    jobs: int
+
+    def lines(self) -> list[str]:
+        """Returns the report's bullet points for this cost."""
+        memory = f"- peak resident memory: reproduce process {self.peak_mb:.0f} MiB"
+        if self.jobs > 1:
+            bound = self.peak_mb + self.jobs * self.worker_peak_mb
+            memory += (
+                f", largest of its worker processes {self.worker_peak_mb:.0f} MiB; with --jobs {self.jobs} "
+                f"at most {bound:.0f} MiB at once"
+            )
+        return [
+            f"- wall time of this `harness reproduce`: {self.wall_s / 60:.1f} min"
+            " (runs already in the store are not re-timed)",
+            memory,
+        ]
+
+
+def write_report(profile: Profile, runs: Path, summary: pd.DataFrame, out: Path, cost: Cost | None) -> str:
+    """Returns the text of REPORT.md (the caller writes it) built from the run store.
+
+    `cost` is None when the report is rebuilt from stored runs (`harness report`), which times nothing.
+    """
     rows = evidence(profile, runs, claim_tests(profile))
     lines = [
         f"# Reproduction report: profile `{profile.name}`",
@@ -177,8 +207,7 @@ def write_report(profile: Profile, runs: Path, summary: pd.DataFrame, out: Path,
         "",
         "## Cost and environment",
         "",
-        f"- wall time of this `harness reproduce`: {wall_s / 60:.1f} min (runs already in the store are not re-timed)",
-        f"- peak resident memory of the reproduce process: {peak_mb:.0f} MiB",
+        *(cost.lines() if cost else ["- wall time and peak memory: not measured (rebuilt by `harness report`)"]),
         "- " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         "",
         "Figures: `results/figures/`. Tables: `results/tables/`.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from harness.config import Profile
 from harness.errors import HarnessError
 from harness.evaluate import evaluate_run
 from harness.registry import method_factory
+from harness.report import Cost, write_report
 from harness.runs import dumps, is_complete, read_run, run_dir
 from harness.store import atomic_write_text
 from harness.train import initial_checkpoint
@@ -197,16 +199,26 @@ def write_summary(profile: Profile, runs: Path, out: Path) -> tuple[pd.DataFrame
     return summary, [*written, out / "environment.json"]
 
 
-def build_outputs(profile: Profile, runs: Path, cache: Path, results: Path, wall_s: float) -> list[Path]:
-    """Writes tables, figures and REPORT.md from the run store; returns the files written."""
-    import resource
+def measure_cost(started: float, jobs: int) -> Cost:
+    """Returns the wall time since `started` and the peak memory of this process and of its workers."""
+    # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN holds the largest finished child, not a sum.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return Cost(time.time() - started, peak, worker, jobs)
 
+
+def build_outputs(
+    profile: Profile, runs: Path, cache: Path, results: Path, started: float | None = None, jobs: int = 1
+) -> tuple[list[Path], Cost | None]:
+    """Writes tables, figures and REPORT.md from the run store; returns the files written and the cost.
+
+    With `started` (the reproduce call's start time) REPORT.md records the wall time and peak memory
+    measured just before it is written; without it (`harness report`) nothing is timed.
+    """
     from harness.plots import plot_all
-    from harness.report import write_report
 
     summary, written = write_summary(profile, runs, results / "tables")
     written += plot_all(runs, cache, profile.name, results / "figures", methods=profile.methods + profile.ablations)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = write_report(profile, runs, summary, results, wall_s, peak)
-    atomic_write_text(results / "REPORT.md", report)
-    return [*written, results / "REPORT.md"]
+    cost = None if started is None else measure_cost(started, jobs)
+    atomic_write_text(results / "REPORT.md", write_report(profile, runs, summary, results, cost))
+    return [*written, results / "REPORT.md"], cost

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,21 @@ from harness.store import atomic_write_text
 
 
 class JsonlLog(TrainerCallback):
-    """Appends every trainer log (loss, reward, tokens seen) as one json line; shows progress about 20 times."""
+    """Appends every trainer log (loss, reward, tokens seen) as one json line; shows progress about 20 times.
 
-    def __init__(self, path: Path, label: str) -> None:
+    `extra`, if given, is called at each log for more fields (the GRPO stage's step timings).
+    """
+
+    def __init__(self, path: Path, label: str, extra: Callable[[], dict[str, Any]] | None = None) -> None:
         self.path = path
         self.label = label
+        self.extra = extra
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not logs:
             return
-        record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs}
+        extra = self.extra() if self.extra else {}
+        record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs, **extra}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
         loss = logs.get("loss")
@@ -157,6 +163,7 @@ def train_sft(
         # Non-padding tokens, counted in the trainer state: a resumed run restores the count from its
         # checkpoint (TRL's own `num_tokens` log restarts from zero on resume).
         include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         **trainer_args(work_dir, settings.save_every, seed),
     )
     log_path = work_dir / "log.jsonl"

@@ -36,6 +36,9 @@ class SftSettings:
     warmup_ratio: float = doc(0.05, "share of steps spent warming up")
     weight_decay: float = doc(0.0, "AdamW weight decay")
     max_length: int = doc(1024, "longest sequence in tokens; longer ones are truncated")
+    group_by_length: bool = doc(
+        True, "batch examples of similar length (within random groups of 50 batches' worth) to cut padding"
+    )
     save_every: int = doc(100, "steps between resumable TRL checkpoints")
 
 
