@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from datasets import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -23,6 +24,9 @@ from harness import faults
 from harness.agent import encode_segments
 from harness.stages import SftSettings
 from harness.store import atomic_write_text
+
+SALT_ORDER = 808
+"""Salt of the stream that orders length-grouped SFT batches."""
 
 
 class JsonlLog(TrainerCallback):
@@ -135,6 +139,27 @@ def resume_point(work_dir: Path) -> str | None:
     return checkpoint
 
 
+def length_grouped_order(
+    lengths: list[int], batch_size: int, steps: int, rng: np.random.Generator, group: int = 50
+) -> list[int]:
+    """Returns `steps * batch_size` row indices, read in order, whose batches hold rows of similar length.
+
+    Epoch after epoch, the rows are shuffled and cut into groups of `group` batches; each group is
+    sorted by length and cut into batches, and the batches of a group are shuffled (a group's
+    short last batch is left out of that epoch). Every row is used once per epoch but those few.
+    """
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        perm = rng.permutation(len(lengths))
+        for start in range(0, len(perm), group * batch_size):
+            chunk = sorted(perm[start : start + group * batch_size].tolist(), key=lambda i: lengths[i])
+            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            # A short batch would shift every later batch off its boundary: its rows wait an epoch.
+            batches = [b for b in batches if len(b) == batch_size] or batches
+            order += [i for b in rng.permutation(len(batches)) for i in batches[b]]
+    return order[: steps * batch_size]
+
+
 def train_sft(
     model: Any,
     tokenizer: Any,
@@ -163,11 +188,18 @@ def train_sft(
         # Non-padding tokens, counted in the trainer state: a resumed run restores the count from its
         # checkpoint (TRL's own `num_tokens` log restarts from zero on resume).
         include_num_input_tokens_seen="non_padding",
-        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
+        # Length grouping is done here, in a fixed order drawn from the seed, and read sequentially:
+        # transformers' LengthGroupedSampler draws from the global torch RNG, whose state differs in
+        # a resumed process, so a resumed stage would see other batches than an unbroken one.
+        train_sampling_strategy="sequential" if settings.group_by_length else "random",
         **trainer_args(work_dir, settings.save_every, seed),
     )
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
+    if settings.group_by_length:
+        lengths = [len(ids) for ids in data["input_ids"]]
+        order = length_grouped_order(lengths, settings.batch_size, steps, np.random.default_rng([seed, SALT_ORDER]))
+        data = data.select(order)
     trainer = SFTTrainer(
         model=model,
         args=args,

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.config import load_profile
@@ -87,3 +88,30 @@ def test_stage_status(tmp_path: Path) -> None:
     assert stage_status(tmp_path) == "corrupt"
     (tmp_path / "stage.json").write_text("{not json")
     assert stage_status(tmp_path) == "corrupt"
+
+
+def test_length_grouped_order_batches_similar_lengths_and_uses_every_row_per_epoch() -> None:
+    from harness.sft import length_grouped_order
+
+    lengths = [1, 9, 2, 8, 3, 7, 4, 6]  # rows 0..7
+    order = length_grouped_order(lengths, batch_size=2, steps=8, rng=np.random.default_rng(0), group=2)
+    assert len(order) == 16
+    # Two epochs of 8 rows, each a permutation of all rows (8 rows make whole groups and batches).
+    assert sorted(order[:8]) == list(range(8)) and sorted(order[8:]) == list(range(8))
+    # Within a group of 2 batches (4 rows), sorting pairs the two shortest and the two longest rows.
+    for start in range(0, 16, 4):
+        group = order[start : start + 4]
+        first, second = sorted(group[:2], key=lengths.__getitem__), sorted(group[2:], key=lengths.__getitem__)
+        low, high = sorted([first, second], key=lambda b: lengths[b[0]])
+        assert max(lengths[i] for i in low) <= min(lengths[i] for i in high)
+    # The order is a function of the generator alone.
+    again = length_grouped_order(lengths, batch_size=2, steps=8, rng=np.random.default_rng(0), group=2)
+    assert again == order
+
+
+def test_length_grouped_order_leaves_a_short_batch_to_the_next_epoch() -> None:
+    from harness.sft import length_grouped_order
+
+    order = length_grouped_order([5, 1, 3, 2, 4], batch_size=2, steps=4, rng=np.random.default_rng(1), group=10)
+    assert len(order) == 8
+    assert len(set(order[:4])) == 4  # two whole batches from the first epoch, the fifth row waits
