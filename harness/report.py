@@ -152,12 +152,20 @@ class Cost:
         ]
 
 
-def write_report(profile: Profile, runs: Path, summary: pd.DataFrame, out: Path, cost: Cost | None) -> str:
+def write_report(
+    profile: Profile,
+    runs: Path,
+    summary: pd.DataFrame,
+    out: Path,
+    cost: Cost | None,
+    rows: pd.DataFrame | None = None,
+) -> str:
     """Returns the text of REPORT.md (the caller writes it) built from the run store.
 
     `cost` is None when the report is rebuilt from stored runs (`harness report`), which times nothing.
+    `rows` are the claim tests' evidence, if the caller computed them already (before timing itself).
     """
-    rows = evidence(profile, runs, claim_tests(profile))
+    rows = evidence(profile, runs, claim_tests(profile)) if rows is None else rows
     lines = [
         f"# Reproduction report: profile `{profile.name}`",
         "",
