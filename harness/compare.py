@@ -19,7 +19,7 @@ from harness.config import Profile
 from harness.errors import HarnessError
 from harness.registry import method_factory
 from harness.runs import Run, is_complete, read_run, run_dir
-from harness.scoring import point_metrics
+from harness.scoring import parts_metrics, record_parts
 
 FORMATS = ("table", "md", "csv", "latex")
 
@@ -84,15 +84,17 @@ def compare_table(
         a_records = [r for p in group for r in p.method.records]
         b_records = [r for p in group for r in p.baseline.records]
         offsets = np.cumsum([0] + [len(p.method.records) for p in group])
-        a_point = point_metrics(a_records, verbal[0], max_k)
-        b_point = point_metrics(b_records, verbal[1], max_k)
+        a_parts = [record_parts(r, verbal[0], max_k) for r in a_records]
+        b_parts = [record_parts(r, verbal[1], max_k) for r in b_records]
+        a_point = parts_metrics(a_parts, verbal[0], max_k)
+        b_point = parts_metrics(b_parts, verbal[1], max_k)
         diffs: dict[str, list[float]] = {k: [] for k in a_point}
         for _ in range(n_resamples):
             index = np.concatenate(
                 [lo + rng.integers(0, hi - lo, hi - lo) for lo, hi in zip(offsets[:-1], offsets[1:]) if hi > lo]
             )
-            ra = point_metrics([a_records[i] for i in index], verbal[0], max_k)
-            rb = point_metrics([b_records[i] for i in index], verbal[1], max_k)
+            ra = parts_metrics([a_parts[i] for i in index], verbal[0], max_k)
+            rb = parts_metrics([b_parts[i] for i in index], verbal[1], max_k)
             for key in diffs:
                 if ra[key] is not None and rb[key] is not None:
                     diffs[key].append(ra[key] - rb[key])

@@ -179,6 +179,15 @@ def fidelity_by_step(hits_per_block: Sequence[Sequence[bool]], max_k: int) -> li
     k-th prediction); block j contributes to steps 1..len(hits_per_block[j]) only. None at a step
     no block reached. Predictions past max_k are ignored.
     """
+    return fidelity_from_counts(*fidelity_counts(hits_per_block, max_k))
+
+
+def fidelity_counts(hits_per_block: Sequence[Sequence[bool]], max_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (hits, seen) per horizon step: the numerator and denominator of `fidelity_by_step`.
+
+    Counts add up over disjoint sets of blocks, which is what lets a bootstrap resample records
+    without recounting their blocks.
+    """
     if max_k < 1:
         raise ValueError(f"max_k must be >= 1, got {max_k}")
     hits, seen = np.zeros(max_k), np.zeros(max_k)
@@ -186,6 +195,11 @@ def fidelity_by_step(hits_per_block: Sequence[Sequence[bool]], max_k: int) -> li
         row = np.asarray(block, dtype=float)[:max_k]
         hits[: len(row)] += row
         seen[: len(row)] += 1
+    return hits, seen
+
+
+def fidelity_from_counts(hits: np.ndarray, seen: np.ndarray) -> list[float | None]:
+    """Return hits / seen per horizon step, None where no block reached the step."""
     return [float(h / s) if s else None for h, s in zip(hits, seen)]
 
 

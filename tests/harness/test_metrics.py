@@ -10,6 +10,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from harness import metrics as metrics_module
 from harness.metrics import (
     across_seeds,
     auroc,
@@ -200,3 +201,15 @@ def test_paired_bootstrap_diff_coverage() -> None:
         out = paired_bootstrap_diff(a, b, seed=i, n_resamples=500)
         covered += out["ci_low"] <= 0.05 <= out["ci_high"]
     assert covered / 200 >= 0.9
+
+
+def test_fidelity_counts_add_over_disjoint_blocks_as_a_bootstrap_needs() -> None:
+    a = [[True, False], [False], [True, True, True]]  # the third block's step 3 is past max_k = 2
+    b = [[True], [False, True]]
+    hits_a, seen_a = metrics_module.fidelity_counts(a, 2)
+    hits_b, seen_b = metrics_module.fidelity_counts(b, 2)
+    assert hits_a.tolist() == [2.0, 1.0] and seen_a.tolist() == [3.0, 2.0]
+    # By hand over a + b: step 1 hits 3 of 5 blocks, step 2 hits 2 of 3 blocks that reached it.
+    assert metrics_module.fidelity_from_counts(hits_a + hits_b, seen_a + seen_b) == [3 / 5, 2 / 3]
+    assert metrics_module.fidelity_by_step(a + b, 2) == [3 / 5, 2 / 3]
+    assert metrics_module.fidelity_from_counts(*metrics_module.fidelity_counts([], 2)) == [None, None]
