@@ -84,6 +84,12 @@ class Profile:
         "against; empty = no committed reference",
     )
 
+    def task_knobs(self, task: str) -> dict[str, Any]:
+        """Returns the knob overrides of one of the profile's tasks; HarnessError for a task it lacks."""
+        if task not in self.tasks:
+            raise HarnessError(f"task {task!r} is not in profile {self.name} (its tasks: {', '.join(self.tasks)})")
+        return self.tasks[task]
+
 
 def build_dataclass(cls: type, values: Any, where: str) -> Any:
     """Returns `cls` built from a mapping, or raises HarnessError naming the bad key."""

@@ -250,11 +250,7 @@ def _train_stage(
 def method_and_task(method_name: str, task_name: str, profile: Profile) -> tuple[Method, Task]:
     """Returns the method and the task of a run; HarnessError for an unknown method or a task not in the profile."""
     method = method_factory(method_name)(profile)
-    if task_name not in profile.tasks:
-        raise HarnessError(
-            f"task {task_name!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
-        )
-    return method, make_task(task_name, profile.tasks[task_name])
+    return method, make_task(task_name, profile.task_knobs(task_name))
 
 
 def trained_checkpoint(
@@ -265,12 +261,7 @@ def trained_checkpoint(
     Follows the same chain of stage hashes as `train_method`; a stage that is not complete in the
     cache is a HarnessError that says which one and how to train it.
     """
-    method = method_factory(method_name)(profile)
-    if task_name not in profile.tasks:
-        raise HarnessError(
-            f"task {task_name!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
-        )
-    task = make_task(task_name, profile.tasks[task_name])
+    method, task = method_and_task(method_name, task_name, profile)
     checkpoint = initial_checkpoint(profile, seed, cache)
     lora = profile.model.lora and bool(profile.model.path)
     for spec in method.stages:

@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 from harness.config import Profile
-from harness.errors import HarnessError
 from harness.probes.items import PROBE_FILES, jsonl_text, probe_items
 from harness.registry import make_task
 from harness.runs import dumps, git_commit, versions
@@ -93,14 +92,10 @@ def probe_tasks(
     batch_size: int = 16,
 ) -> dict[str, Any]:
     """Returns the probes.json content: both probes' results on each task's test-side items, and what produced them."""
-    unknown = [t for t in task_names if t not in profile.tasks]
-    if unknown:
-        raise HarnessError(
-            f"task {unknown[0]!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
-        )
+    knobs = {name: profile.task_knobs(name) for name in task_names}  # all checked before any probe runs
     results = {}
     for name in task_names:
-        items = probe_items(make_task(name, profile.tasks[name]), profile.data, seed)
+        items = probe_items(make_task(name, knobs[name]), profile.data, seed)
         results[name] = run_probes(model, tokenizer, items, limit, batch_size)
     return {
         "model": label,
