@@ -5,8 +5,12 @@ world (context only):
 
     <prompt>\\n                                              world
     think <thought> act <action>\\n                           agent (ReAct)
-    plan <a1> ; <a2> rollout <o1> ; <o2> p 0.7 act <a1>\\n    agent (foresight)
+    plan <a1> -> <o1> ; <a2> -> <o2> p 0.7 act <a1>\\n     agent (foresight)
     obs <observation>\\n                                      world
+
+A foresight block writes its rollout interleaved with its plan: each planned action is followed
+by the observation it is predicted to bring (`->`, as in the world-model lines of D_world), so a
+prediction is conditioned on the action it follows, and the next action on the predicted state.
 
 Words are separated by single spaces, so a WordLevel tokenizer sees one token per word. The
 words in RESERVED may not occur inside task actions or observations. Parsing never raises: a
@@ -28,10 +32,9 @@ FORMATS = ("react", "foresight")
 PLAN_SEP = " ; "
 
 _REACT = re.compile(r"^think (?P<thought>.*?) ?act (?P<action>.+)$")
-_FORESIGHT = re.compile(
-    r"^think (?P<thought>.*?) ?plan (?P<plan>.+?) rollout (?P<rollout>.+?) p (?P<p>\S+) act (?P<action>.+)$"
-)
-FORMAT_VERSION = "v2"
+_FORESIGHT = re.compile(r"^think (?P<thought>.*?) ?plan (?P<steps>.+?) p (?P<p>\S+) act (?P<action>.+)$")
+STEP_ARROW = " -> "
+FORMAT_VERSION = "v3"
 """Bumped whenever rendered text changes, so cached stages trained on older text are not reused."""
 
 
@@ -45,8 +48,8 @@ class ReactTurn:
 
 @dataclass(frozen=True)
 class ForesightBlock:
-    """A foresight turn: the ReAct thought, then plan (next k actions), rollout (predicted
-    observations) and p, then the action. The thought is kept so that the two formats differ by
+    """A foresight turn: the ReAct thought, then plan (next k actions) with its rollout (the
+    observation predicted after each), p, then the action. The thought is kept so that the two formats differ by
     the foresight block alone."""
 
     plan: tuple[str, ...]
@@ -83,10 +86,8 @@ def render_turn(turn: AgentTurn) -> str:
         thought = f"think {turn.thought} " if turn.thought else "think "
         return f"{thought}act {turn.action}"
     thought = f"think {turn.thought} " if turn.thought else "think "
-    return (
-        f"{thought}plan {PLAN_SEP.join(turn.plan)} rollout {PLAN_SEP.join(turn.rollout)} "
-        f"p {round_p(turn.p):.1f} act {turn.action}"
-    )
+    steps = PLAN_SEP.join(f"{a}{STEP_ARROW}{o}" for a, o in zip(turn.plan, turn.rollout, strict=True))
+    return f"{thought}plan {steps} p {round_p(turn.p):.1f} act {turn.action}"
 
 
 def parse_turn(text: str, fmt: str) -> AgentTurn | ParseError:
@@ -112,13 +113,14 @@ def _parse_react(text: str) -> ReactTurn | ParseError:
 def _parse_foresight(text: str) -> ForesightBlock | ParseError:
     match = _FORESIGHT.match(text)
     if not match:
-        return ParseError("not 'think ... plan ... rollout ... p ... act ...'", text)
-    plan = tuple(a.strip() for a in match["plan"].split(";"))
-    rollout = tuple(o.strip() for o in match["rollout"].split(";"))
+        return ParseError("not 'think ... plan <action> -> <observation> ; ... p ... act ...'", text)
+    steps = [step.split("->") for step in match["steps"].split(";")]
+    if any(len(step) != 2 for step in steps):
+        return ParseError("a plan step is not '<action> -> <observation>'", text)
+    plan = tuple(a.strip() for a, _ in steps)
+    rollout = tuple(o.strip() for _, o in steps)
     if any(not a for a in plan) or any(not o for o in rollout):
-        return ParseError("empty plan step or rollout step", text)
-    if len(plan) != len(rollout):
-        return ParseError(f"plan has {len(plan)} steps but rollout {len(rollout)}", text)
+        return ParseError("empty action or observation in a plan step", text)
     try:
         p = float(match["p"])
     except ValueError:

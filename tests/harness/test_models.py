@@ -62,7 +62,7 @@ def test_format_words_are_single_known_tokens(tok: Any) -> None:
 
 
 def test_example_line_is_one_token_per_word_and_newline(tok: Any) -> None:
-    text = "plan go red ; go blue rollout at n5 ; at n7 p 0.7 act go red\nobs at n5\n"
+    text = "plan go red -> at n5 ; go blue -> at n7 p 0.7 act go red\nobs at n5\n"
     tokens = tok.convert_ids_to_tokens(ids_of(tok, text))
     assert tokens == text.replace("\n", " \n ").split(" ")[:-1]
     assert tokens.count("\n") == 2
@@ -80,7 +80,7 @@ def test_episode_round_trips(tok: Any) -> None:
 
 
 def test_decoded_turn_keeps_its_final_newline(tok: Any) -> None:
-    ids = ids_of(tok, "plan go red rollout at n5 p 0.7 act go red\n")
+    ids = ids_of(tok, "plan go red -> at n5 p 0.7 act go red\n")
     assert tok.decode(ids).endswith("\n")
     assert tok.decode(ids, skip_special_tokens=True).endswith("\n")
 

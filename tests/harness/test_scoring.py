@@ -31,7 +31,8 @@ def _foresight_like() -> st.SearchStrategy[str]:
         plan = draw(st.lists(step, min_size=n, max_size=n))
         rollout = draw(st.lists(step, min_size=n, max_size=n + draw(st.integers(0, 1))))
         action = draw(st.one_of(st.just(plan[0]), step))
-        return f"think {draw(step)} plan {' ; '.join(plan)} rollout {' ; '.join(rollout)} p {draw(p)} act {action}"
+        steps = " ; ".join(f"{a} -> {o}" for a, o in zip(plan, rollout)) + "".join(f" ; {o}" for o in rollout[n:])
+        return f"think {draw(step)} plan {steps} p {draw(p)} act {action}"
 
     return block()
 

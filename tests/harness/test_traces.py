@@ -36,9 +36,9 @@ def test_foresight_round_trip(block: ForesightBlock) -> None:
 
 
 def test_foresight_text_is_exact() -> None:
-    assert render_turn(BLOCKS[0]) == "think plan go red ; go blue rollout at n5 ; at n7 p 0.7 act go red"
+    assert render_turn(BLOCKS[0]) == "think plan go red -> at n5 ; go blue -> at n7 p 0.7 act go red"
     with_thought = ForesightBlock(("go red",), ("at n5",), 0.7, "go red", "need n7 from n3")
-    assert render_turn(with_thought) == "think need n7 from n3 plan go red rollout at n5 p 0.7 act go red"
+    assert render_turn(with_thought) == "think need n7 from n3 plan go red -> at n5 p 0.7 act go red"
     assert parse_turn(render_turn(with_thought), "foresight") == with_thought
 
 
@@ -56,13 +56,16 @@ def test_react_text_is_exact() -> None:
     ("text", "reason"),
     [
         ("", "not 'think"),
-        ("think plan go red rollout at n5 p 0.7", "not 'think"),
-        ("plan go red rollout at n5 p 0.7 act go red", "not 'think"),
-        ("think plan go red ; go blue rollout at n5 p 0.7 act go red", "plan has 2 steps but rollout 1"),
-        ("think plan go red rollout at n5 p high act go red", "is not a number"),
-        ("think plan go red rollout at n5 p 1.5 act go red", "outside [0, 1]"),
-        ("think x plan go red rollout at n5 p 0.5 act go blue", "differs from the plan"),
-        ("think plan go red ; rollout at n5 ; at n6 p 0.5 act go red", "empty plan step"),
+        ("think plan go red -> at n5 p 0.7", "not 'think"),
+        ("plan go red -> at n5 p 0.7 act go red", "not 'think"),
+        ("think plan go red -> at n5 ; go blue p 0.7 act go red", "not '<action> -> <observation>'"),
+        ("think plan go red -> at n5 -> at n6 p 0.7 act go red", "not '<action> -> <observation>'"),
+        ("think plan go red rollout at n5 p 0.7 act go red", "not '<action> -> <observation>'"),
+        ("think plan go red -> at n5 p high act go red", "is not a number"),
+        ("think plan go red -> at n5 p 1.5 act go red", "outside [0, 1]"),
+        ("think x plan go red -> at n5 p 0.5 act go blue", "differs from the plan"),
+        ("think plan go red -> at n5 ; -> at n6 p 0.5 act go red", "empty action or observation"),
+        ("think plan go red -> at n5 ; go blue -> p 0.5 act go red", "empty action or observation"),
     ],
 )
 def test_foresight_failures_are_values(text: str, reason: str) -> None:
@@ -77,7 +80,7 @@ def test_react_failure_and_unknown_format() -> None:
 
 
 def test_whitespace_is_normalized() -> None:
-    assert parse_turn("  think plan go red\n rollout  at n5 p 0.7 act go red \n", "foresight") == ForesightBlock(
+    assert parse_turn("  think plan go red\n ->  at n5 p 0.7 act go red \n", "foresight") == ForesightBlock(
         ("go red",), ("at n5",), 0.7, "go red"
     )
 
