@@ -276,17 +276,24 @@ def trained_checkpoint(
     return checkpoint
 
 
+_LAST_CORPORA: dict[str, Corpora] = {}
+"""The corpora last built in this process, by data hash (one entry; Corpora are never mutated)."""
+
+
 def train_method(
     method_name: str, task_name: str, profile: Profile, seed: int, cache: Path = Path("results/cache")
 ) -> tuple[Method, Checkpoint, list[StageOutcome]]:
     """Trains what is missing of `method_name` on `task_name`; returns the final checkpoint and each stage's fate."""
     method, task = method_and_task(method_name, task_name, profile)
-    built: list[Corpora] = []
 
     def corpora() -> Corpora:
-        if not built:
-            built.append(build_corpora(task, profile.data, seed))
-        return built[0]
+        # Built on first need, and kept for the next method on the same data: `reproduce` runs
+        # every method of one task and seed in a row (about 1.7 s saved per run on countdown).
+        key = data_hash(task, profile, seed)
+        if key not in _LAST_CORPORA:
+            _LAST_CORPORA.clear()
+            _LAST_CORPORA[key] = build_corpora(task, profile.data, seed)
+        return _LAST_CORPORA[key]
 
     checkpoint = initial_checkpoint(profile, seed, cache)
     outcomes = []
