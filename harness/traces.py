@@ -34,6 +34,7 @@ PLAN_SEP = " ; "
 _REACT = re.compile(r"^think (?P<thought>.*?) ?act (?P<action>.+)$")
 _FORESIGHT = re.compile(r"^think (?P<thought>.*?) ?plan (?P<steps>.+?) p (?P<p>\S+) act (?P<action>.+)$")
 STEP_ARROW = " -> "
+"""Between an action and the observation it brings, in foresight blocks and D_world lines alike."""
 FORMAT_VERSION = "v3"
 """Bumped whenever rendered text changes, so cached stages trained on older text are not reused."""
 
@@ -49,8 +50,8 @@ class ReactTurn:
 @dataclass(frozen=True)
 class ForesightBlock:
     """A foresight turn: the ReAct thought, then plan (next k actions) with its rollout (the
-    observation predicted after each), p, then the action. The thought is kept so that the two formats differ by
-    the foresight block alone."""
+    observation predicted after each), p, then the action. The thought is kept so that the two
+    formats differ by the foresight block alone."""
 
     plan: tuple[str, ...]
     rollout: tuple[str, ...]
@@ -114,7 +115,7 @@ def _parse_foresight(text: str) -> ForesightBlock | ParseError:
     match = _FORESIGHT.match(text)
     if not match:
         return ParseError("not 'think ... plan <action> -> <observation> ; ... p ... act ...'", text)
-    steps = [step.split("->") for step in match["steps"].split(";")]
+    steps = [step.split(STEP_ARROW.strip()) for step in match["steps"].split(";")]
     if any(len(step) != 2 for step in steps):
         return ParseError("a plan step is not '<action> -> <observation>'", text)
     plan = tuple(a.strip() for a, _ in steps)
@@ -155,9 +156,9 @@ def episode_segments(prompt: str, turns: Sequence[AgentTurn], observations: Sequ
 
 def render_transition(state: str, action: str, observation: str) -> str:
     """Returns a world-model line 'state, action -> observation' (D_world)."""
-    return f"world {state} act {action} -> {observation}"
+    return f"world {state} act {action}{STEP_ARROW}{observation}"
 
 
 def render_outcome(state: str, plan: Sequence[str], success: bool) -> str:
     """Returns a world-model line 'state, plan -> outcome' (D_world)."""
-    return f"world {state} plan {PLAN_SEP.join(plan)} -> {'success' if success else 'failure'}"
+    return f"world {state} plan {PLAN_SEP.join(plan)}{STEP_ARROW}{'success' if success else 'failure'}"
