@@ -38,7 +38,7 @@ OPS = ("+", "-", "*", "/")
 _NUMBER = r"(0|[1-9][0-9]{0,8})"
 _ACTION = re.compile(rf"^{_NUMBER} ([-+*/]) {_NUMBER}$")
 # Salts keep the random streams of splits apart while all derive from the split seed.
-SALT_POOL, SALT_PROBE, SALT_ORDER = 11, 12, 13
+SALT_POOL, SALT_PROBE, SALT_ORDER, SALT_DEAL = 11, 12, 13, 14
 # splits() plays its own exploration episodes (a stream apart from D_world's) to learn which states
 # explorers visit; a held-out state seen PROBE_VISITS times in PROBE_EPISODES is one D_world of a
 # similar size almost surely shows (P(missed) ~ exp(-PROBE_VISITS * n_world / PROBE_EPISODES)).
@@ -358,10 +358,16 @@ class Countdown:
             shuffled = [insts[i] for i in order.permutation(len(insts))]
             return tuple(Instance(f"countdown-s{seed}-{part}-{i}", x.numbers, x.target) for i, x in enumerate(shuffled))
 
+        # Dealt at random between test and dev, so that dev is drawn as test is: familiar instances
+        # found early in the pool more often needed a sibling in train, and the held-out ones are
+        # sorted by how often exploration visits their states.
+        deal = np.random.default_rng([seed, SALT_DEAL])
+        familiar = [familiar[i] for i in deal.permutation(len(familiar))]
+        novel = [novel[i] for i in deal.permutation(ho_test + ho_dev)]
         fam_test = c.n_test - ho_test
         self._splits[seed] = Splits(
             train=named("train", train),
-            dev=named("dev", familiar[fam_test:] + novel[ho_test : ho_test + ho_dev]),
+            dev=named("dev", familiar[fam_test:] + novel[ho_test:]),
             test=named("test", familiar[:fam_test] + novel[:ho_test]),
         )
         return self._splits[seed]

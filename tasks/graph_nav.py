@@ -379,11 +379,15 @@ class GraphNav:
             tagged = [tagged[i] for i in rng.permutation(len(tagged))]
             return tuple(Instance(f"graph-nav-s{seed}-{part}-{i}", s, g, h) for i, ((s, g), h) in enumerate(tagged))
 
+        # The familiar eval pairs are dealt at random between test and dev, so that dev is drawn as
+        # test is (the sort above puts the fully seen ones first).
+        chosen = _cycle(spare, fam_test + fam_dev)
+        chosen = [chosen[i] for i in rng.permutation(len(chosen))]
         self._heldout[seed] = held
         self._splits[seed] = Splits(
             train=instances("train", _cycle(train, c.n_train), []),
-            dev=instances("dev", _cycle(spare, fam_dev, fam_test), _cycle(heldout, ho_dev, ho_test)),
-            test=instances("test", _cycle(spare, fam_test), _cycle(heldout, ho_test)),
+            dev=instances("dev", chosen[fam_test:], _cycle(heldout, ho_dev, ho_test)),
+            test=instances("test", chosen[:fam_test], _cycle(heldout, ho_test)),
         )
         return self._splits[seed]
 

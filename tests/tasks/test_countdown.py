@@ -21,7 +21,7 @@ from tasks.base import (
     play,
     simulate,
 )
-from tasks.countdown import ILLEGAL, Countdown, CountdownConfig, Instance
+from tasks.countdown import ILLEGAL, SALT_POOL, Countdown, CountdownConfig, Instance
 
 GARBAGE = ["", "3 +", "a + b", "3 % 4", "plan x act y", "99999999999999999999 + 1", "3+7", "-3 + 7", "03 + 7", "٣ + ٧"]
 
@@ -217,6 +217,23 @@ def test_splits_deterministic_disjoint_seeded(task: Countdown) -> None:
         assert inst.target not in inst.numbers and task.solvable(inst.numbers, inst.target, task.horizon)
         assert len(inst.numbers) == 3 and max(inst.numbers) <= 9 and 2 <= inst.target <= 30
 
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dev_is_drawn_as_test_is(task: Countdown, seed: int) -> None:
+    """Familiar dev and test instances are dealt at random from one list (in pool order), so dev is a
+    fair proxy of test: the pool order (which decides which instances needed a sibling in train) must
+    not put test first. Before the deal, test took the first 50 familiar instances and dev the next 10."""
+    c = task.config
+    pool = task._pool(np.random.default_rng([seed, SALT_POOL]), 4 * (c.n_train + c.n_dev + c.n_test))
+    where = {inst.key: i for i, inst in enumerate(pool)}
+    splits = task.splits(seed)
+    seen = frozenset().union(*map(task.required, splits.train))
+    dev, test = ([where[i.key] for i in part if task.required(i) <= seen] for part in (splits.dev, splits.test))
+    assert (len(dev), len(test)) == (10, 50)
+    assert min(dev) < max(test)
+    # Dealt, not sorted: 10 random of 60 all landing in the last 20 has probability below 1e-6.
+    assert sum(i > sorted(dev + test)[39] for i in dev) < 10
 
 def held_out_numbers(task: Countdown, seed: int, n_world: int) -> dict[str, float]:
     """Returns the share of test needing a state no train expert shows, and the share of those exploration shows."""
