@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from harness.cli_checks import models, probe, verify
-from harness.cli_options import PROFILE, SEED, resolve_profile, results_folder, run_options
+from harness.cli_options import JOBS, PROFILE, SEED, THREADS, resolve_profile, results_folder, run_options
 from harness.errors import HarnessError
 
 QUIET_ENV = {
@@ -219,7 +219,8 @@ def compare(
 
 @cli.command()
 @PROFILE
-@click.option("--jobs", default=1, show_default=True, type=int, help="worker processes sharing the cores")
+@JOBS
+@THREADS
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
 @click.option(
@@ -228,18 +229,19 @@ def compare(
     default=None,
     help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
 )
-def reproduce(profile: str, jobs: int, runs: Path, cache: Path, results: Path | None) -> None:
+def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: Path, results: Path | None) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
 
     from harness.config import load_profile
-    from harness.reproduce import build_outputs, run_missing
+    from harness.reproduce import build_outputs, run_missing, worker_threads
 
     if jobs < 1:
         raise HarnessError(f"--jobs must be at least 1, got {jobs}")
+    worker_threads(jobs, threads)  # a bad --threads fails before any work
     started = time.time()
     prof = load_profile(profile)
-    ran = run_missing(prof, profile, runs, cache, jobs, click.echo)
+    ran = run_missing(prof, profile, runs, cache, jobs, click.echo, threads)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
     paths, cost = build_outputs(prof, runs, cache, results or results_folder(prof), started, jobs)
     for path in paths:

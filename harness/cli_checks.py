@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli_options import PROFILE, resolve_profile
+from harness.cli_options import JOBS, PROFILE, resolve_profile
 from harness.errors import HarnessError
 
 
@@ -109,7 +109,7 @@ def _echo_probes(report: dict) -> None:
     default=None,
     help="stage cache to reuse (default: <workdir>/cache, so every stage trains afresh)",
 )
-@click.option("--jobs", default=1, show_default=True, type=int, help="worker processes sharing the cores")
+@JOBS
 @click.option("--atol", default=None, type=float, help="override the metrics' absolute tolerance")
 def verify(
     profile: str, reference: Path | None, workdir: Path | None, cache: Path | None, jobs: int, atol: float | None
@@ -140,12 +140,14 @@ def verify(
     folder = reference or Path(prof.reference)
     expected, expected_env = load_reference(folder)  # a missing reference fails before any work
     threads = (expected_env or {}).get("versions", {}).get("torch_threads", [])
-    if jobs == 1 and len(threads) == 1:
-        # Run at the reference's thread count so that the same environment can give the same bits.
-        torch.set_num_threads(int(threads[0]))
+    # Run at the reference's thread count (in this process, or in each worker with --jobs) so that
+    # the same environment can give the same bits.
+    threads = int(threads[0]) if len(threads) == 1 else None
+    if jobs == 1 and threads:
+        torch.set_num_threads(threads)
     work = workdir or Path(tempfile.mkdtemp(prefix="harness-verify-"))
     click.echo(f"reproducing profile {prof.name} in {work}; reference {folder}")
-    fresh, fresh_env = reproduce_fresh(prof, profile, work, cache or work / "cache", jobs, click.echo)
+    fresh, fresh_env = reproduce_fresh(prof, profile, work, cache or work / "cache", jobs, click.echo, threads)
     differences = environment_differences(expected_env, fresh_env)
     if differences:
         click.echo("environment differs from the reference (" + "; ".join(differences) + "):")

@@ -17,6 +17,16 @@ SEED = click.IntRange(min=0)
 
 PROFILE = click.option("--profile", default="default", show_default=True, help="smoke, default, paper, or a .yaml path")
 
+JOBS = click.option("--jobs", default=1, show_default=True, type=int, help="worker processes sharing the cores")
+
+THREADS = click.option(
+    "--threads",
+    default=None,
+    type=int,
+    help="torch threads per worker with --jobs > 1 (default: cores // jobs); runs at 1 thread give "
+    "the same numbers whatever the number of jobs",
+)
+
 
 def run_options(command):
     """Returns `command` with the options that name one run: method, task, seed, profile, model, cache."""

@@ -60,10 +60,27 @@ def plan(profile: Profile) -> list[list[Item]]:
     return list(groups.values())
 
 
+def worker_threads(jobs: int, threads: int | None) -> int:
+    """Returns the torch thread count of each of `jobs` workers: `threads`, else the cores shared out."""
+    if threads is not None and threads < 1:
+        raise HarnessError(f"--threads must be at least 1, got {threads}")
+    return threads or max(1, (os.cpu_count() or 2) // jobs)
+
+
 def run_missing(
-    profile: Profile, profile_arg: str, runs: Path, cache: Path, jobs: int, echo: Callable[[str], None]
+    profile: Profile,
+    profile_arg: str,
+    runs: Path,
+    cache: Path,
+    jobs: int,
+    echo: Callable[[str], None],
+    threads: int | None = None,
 ) -> int:
-    """Trains and evaluates every missing run of the plan; returns how many it ran."""
+    """Trains and evaluates every missing run of the plan; returns how many it ran.
+
+    With `jobs` > 1 every run is a `harness eval` process at `threads` torch threads (default: the
+    cores shared out among the jobs); a run's numbers depend on its thread count, not on the jobs.
+    """
     groups = [
         [item for item in g if not is_complete(run_dir(runs, profile.name, item[1], item[0], item[2]))]
         for g in plan(profile)
@@ -87,8 +104,8 @@ def run_missing(
                 _, metrics = evaluate_run(item[0], item[1], profile, item[2], cache, runs)
                 finish(item, f"success {metrics['success']:.3f}")
         return total
-    threads = max(1, (os.cpu_count() or 2) // jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    count = str(worker_threads(jobs, threads))
+    env = {**os.environ, "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count}
 
     def work(group: list[Item]) -> None:
         for method, task, seed in group:

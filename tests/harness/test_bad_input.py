@@ -167,6 +167,7 @@ CASES = [
     Case("task-not-in-profile", _args("eval", "--method", "react", "--task", "maze", *SMOKE), "not in profile"),
     Case("lora-without-model", _args(*TRAIN, "--lora"), "--lora needs --model"),
     Case("jobs-zero", _args("reproduce", *SMOKE, "--jobs", "0"), "--jobs must be at least 1"),
+    Case("threads-zero", _args("reproduce", *SMOKE, "--jobs", "2", "--threads", "0"), "--threads must be at least 1"),
     # profile files
     Case("unknown-profile", _args("tasks", "list", "--profile", "fast"), "unknown profile 'fast'"),
     Case("profile-missing", _args("tasks", "list", "--profile", "/nonexistent/p.yaml"), "does not exist"),

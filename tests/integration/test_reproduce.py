@@ -84,3 +84,32 @@ def test_probe_a_stored_method_writes_probes_json_into_its_run(monkeypatch, caps
     for name, metrics in (("next_obs", ("exact_match",)), ("calibration", ("brier", "ece", "q_error", "mean_p"))):
         assert found[name]["items"] == found[name]["items_available"] == len(items[name])
         assert all(0.0 <= found[name][m] <= 1.0 for m in metrics), found[name]
+
+
+def test_jobs_at_one_thread_give_the_numbers_of_one_process_at_one_thread(monkeypatch, capsys, tmp_path: Path) -> None:
+    """`--jobs 2 --threads 1` runs each run in a worker process at 1 thread: the same table, bit for bit,
+    as the same runs made in this process at 1 thread (so the jobs change the speed, not the numbers)."""
+    values = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    tasks = {name: values["tasks"][name] for name in ("graph-nav", "countdown")}
+    values.update(tasks=tasks, methods=["react"], ablations=[])
+    values.pop("reference")
+    profile = tmp_path / "react-smoke.yaml"
+    profile.write_text(yaml.safe_dump(values))
+    threads = torch.get_num_threads()
+    tables = {}
+    for name, jobs in (("workers", ["--jobs", "2", "--threads", "1"]), ("inprocess", [])):
+        folder = tmp_path / name
+        torch.set_num_threads(1 if not jobs else threads)
+        try:
+            code, out, err = run(
+                monkeypatch, capsys, "reproduce", "--profile", str(profile), *jobs, "--runs", str(folder / "runs"),
+                "--cache", str(folder / "cache"), "--results", str(folder / "results"),
+            )  # fmt: skip
+        finally:
+            torch.set_num_threads(threads)
+        assert code == 0, err + out
+        assert "2 run(s) trained and evaluated" in out
+        env = json.loads((folder / "results" / "tables" / "environment.json").read_text())
+        assert env["versions"]["torch_threads"] == ["1"]
+        tables[name] = (folder / "results" / "tables" / "summary.csv").read_text()
+    assert tables["workers"] == tables["inprocess"]
