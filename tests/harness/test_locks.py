@@ -14,7 +14,7 @@ from harness.config import load_profile
 from harness.errors import HarnessError
 from harness.locks import holder, locked
 from harness.registry import make_task, method_factory
-from harness.reproduce import plan
+from harness.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, chain_cost, chains, plan
 from harness.stages import stage_hash
 from harness.store import remove_leftovers
 from harness.train import data_hash, initial_checkpoint
@@ -57,18 +57,42 @@ def test_remove_leftovers_removes_temp_entries_of_the_named_files_only(tmp_path:
 
 
 def test_reproduce_jobs_never_give_two_workers_one_run_or_stage(tmp_path: Path) -> None:
-    """Each worker of `reproduce --jobs N` runs one group of the plan: no two groups write one file."""
+    """`reproduce --jobs N` hands whole chains to its workers: no two chains write one file, and the
+    chains cut each (task, seed) group as its stages say (react with vanilla-rl, sft-mimic with
+    foresight-no-amt, foresight with foresight-no-rl and foresight-success-only, plus-world alone)."""
     profile = load_profile("smoke")
     writes = []
     for group in plan(profile):
-        files = set()
-        for method, task_name, seed in group:
-            task = make_task(task_name, profile.tasks[task_name])
-            files.add(f"runs/{profile.name}/{task_name}/{method}/seed{seed}")
-            key = initial_checkpoint(profile, seed, tmp_path).hash  # built before the workers start
-            for spec in method_factory(method)(profile).stages:
-                key = stage_hash(spec, key, data_hash(task, profile, seed))
-                files.add(f"cache/{key}")
-        writes.append(files)
-    assert len(writes) == len(profile.tasks) * len(set(profile.seeds) | set(profile.ablation_seeds))
+        cut = chains(profile, group)
+        assert [[m for m, _, _ in c] for c in cut] == [
+            ["react", "vanilla-rl"],
+            ["sft-mimic", "foresight-no-amt"],
+            ["foresight", "foresight-no-rl", "foresight-success-only"],
+            ["sft-mimic-plus-world"],
+        ]
+        for chain in cut:
+            files = set()
+            for method, task_name, seed in chain:
+                task = make_task(task_name, profile.tasks[task_name])
+                files.add(f"runs/{profile.name}/{task_name}/{method}/seed{seed}")
+                key = initial_checkpoint(profile, seed, tmp_path).hash  # built before the workers start
+                for spec in method_factory(method)(profile).stages:
+                    key = stage_hash(spec, key, data_hash(task, profile, seed))
+                    files.add(f"cache/{key}")
+            writes.append(files)
+    assert len(writes) == 4 * len(profile.tasks) * len(set(profile.seeds) | set(profile.ablation_seeds))
     assert sum(len(w) for w in writes) == len(set().union(*writes))
+
+
+def test_chains_are_ordered_by_their_budgets() -> None:
+    """Chain costs by hand from the default profile: sft-like stages count their tokens, a GRPO stage
+    its episodes at GRPO_EPISODE_TOKENS each, and every run RUN_TOKENS."""
+    profile = load_profile("default")
+    cut = chains(profile, plan(profile)[0])
+    episodes = 20 * 4 * 8 * GRPO_EPISODE_TOKENS
+    assert [chain_cost(profile, c) for c in cut] == [
+        300_000 + episodes + 2 * RUN_TOKENS,  # sft, rl
+        600_000 + episodes + 2 * RUN_TOKENS,  # sft on D_look, fc-rl
+        150_000 + 450_000 + 2 * episodes + 3 * RUN_TOKENS,  # wm-amt, fe-sft, fc-rl, fc-rl (success only)
+        600_000 + RUN_TOKENS,
+    ]
