@@ -154,15 +154,11 @@ def evaluate(
     method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, runs: Path
 ) -> None:
     """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
-    from harness.evaluate import evaluate_run
+    from harness.evaluate import evaluate_run, summary_line
 
     prof = resolve_profile(profile, model, lora)
     path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
-    s = metrics["success_ci"]
-    click.echo(
-        f"{method_name} on {task_name} seed {seed}: success {s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
-        f"n={s['n']}, format rate {metrics['format_rate']:.3f}, random policy {metrics['random_policy_success']:.3f}"
-    )
+    click.echo(f"{method_name} on {task_name} seed {seed}: {summary_line(metrics)}")
     click.echo(f"run written to {path}")
 
 

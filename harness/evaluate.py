@@ -178,3 +178,12 @@ def determinism() -> dict[str, Any]:
         "note": "same seed, config, package versions and thread count on CPU give byte-identical "
         "metrics.json and episodes.jsonl (tests/integration/test_reliability.py checks it)",
     }
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """Returns a run's one-line summary: success with its CI and n, format rate, random policy."""
+    s = metrics["success_ci"]
+    return (
+        f"success {s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] n={s['n']}, "
+        f"format rate {metrics['format_rate']:.3f}, random policy {metrics['random_policy_success']:.3f}"
+    )

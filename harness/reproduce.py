@@ -23,7 +23,7 @@ import pandas as pd
 from harness import faults
 from harness.config import Profile
 from harness.errors import HarnessError
-from harness.evaluate import evaluate_run
+from harness.evaluate import evaluate_run, summary_line
 from harness.registry import method_factory
 from harness.report import Cost, claim_tests, evidence, write_report
 from harness.runs import dumps, is_complete, read_run, run_dir
@@ -124,7 +124,7 @@ def _run_chain(chain: list[Item], profile_arg: str, runs: Path, cache: Path) -> 
         except Exception as exc:
             line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise HarnessError(f"{item[0]} on {item[1]} seed {item[2]} failed: {line}") from None
-        done.append((item, f"success {metrics['success']:.3f}"))
+        done.append((item, summary_line(metrics)))
     return done
 
 
@@ -165,7 +165,7 @@ def run_missing(
         for group in groups:
             for item in group:
                 _, metrics = evaluate_run(item[0], item[1], profile, item[2], cache, runs)
-                finish(item, f"success {metrics['success']:.3f}")
+                finish(item, summary_line(metrics))
         return total
     work = sorted((c for g in groups for c in chains(profile, g)), key=lambda c: -chain_cost(profile, c))
     context, count = multiprocessing.get_context("spawn"), worker_threads(jobs, threads)
