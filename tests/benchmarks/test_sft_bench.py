@@ -14,12 +14,13 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from harness.config import Profile
 from harness.data import Corpora
-from harness.sft import tokenize_rows, train_sft
+from harness.sft import SALT_ORDER, length_grouped_order, tokenize_rows, train_sft
 from harness.stages import settings_for
 from harness.train import Checkpoint, load_checkpoint
 
@@ -56,6 +57,17 @@ def bare_loop(checkpoint: Checkpoint, ids: list[list[int]], masks: list[list[int
     return real, padded
 
 
+def stage_padded_tokens(ids: list[list[int]], settings, steps: int) -> int:
+    """Returns the tokens, padding included, of the batches the sft stage reads at seed 0: its
+    length-grouped order (drawn as `train_sft` draws it), each batch padded to its longest row."""
+    lengths = [len(x) for x in ids]
+    if not settings.group_by_length:
+        return steps * settings.batch_size * max(lengths)  # an upper bound: random batches
+    order = length_grouped_order(lengths, settings.batch_size, steps, np.random.default_rng([0, SALT_ORDER]))
+    batches = [order[k : k + settings.batch_size] for k in range(0, len(order), settings.batch_size)]
+    return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+
 @pytest.mark.benchmark(group="sft")
 def test_bench_sft_stage_vs_bare_loop(
     benchmark, profile: Profile, corpora: Corpora, initial: Checkpoint, tmp_path: Path
@@ -76,7 +88,7 @@ def test_bench_sft_stage_vs_bare_loop(
         started = time.perf_counter()
         stats = train_sft(model, tokenizer, corpora.look, settings, False, work, 0, "bench sft")
         rates["stage"].append(stats["tokens_seen"] / (time.perf_counter() - started))
-        tokens["stage"] = (stats["tokens_seen"], stats["padded_tokens_seen"])
+        tokens["stage"] = (stats["tokens_seen"], stage_padded_tokens(data["input_ids"], settings, stats["steps"]))
         started = time.perf_counter()
         real, padded = bare_loop(
             initial, data["input_ids"], data["assistant_masks"], settings.batch_size, settings.lr, stats["steps"]
