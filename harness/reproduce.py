@@ -177,7 +177,9 @@ def run_missing(
                 for item, line in future.result():
                     finish(item, line)
         except BrokenProcessPool:
-            raise HarnessError("a reproduce worker process died (killed, or out of memory); rerun to resume") from None
+            raise HarnessError(
+                "a reproduce worker process died (killed, or out of memory); rerun to resume; --jobs 1 shows its output"
+            ) from None
         finally:
             for future in futures:
                 future.cancel()

@@ -113,3 +113,35 @@ def test_jobs_at_one_thread_give_the_numbers_of_one_process_at_one_thread(monkey
         assert env["versions"]["torch_threads"] == ["1"]
         tables[name] = (folder / "results" / "tables" / "summary.csv").read_text()
     assert tables["workers"] == tables["inprocess"]
+
+
+def test_a_killed_jobs_worker_is_one_error_and_a_rerun_resumes(monkeypatch, capsys, tmp_path: Path) -> None:
+    """A worker killed mid-stage (SIGKILL from the fault hook) ends `reproduce --jobs 2` with one line
+    and exit 2; the rerun finishes every run, with the numbers of a run never killed."""
+    values = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    values.update(tasks={"countdown": values["tasks"]["countdown"]}, methods=["react", "sft-mimic"], ablations=[])
+    values.pop("reference")
+    profile = tmp_path / "two-smoke.yaml"
+    profile.write_text(yaml.safe_dump(values))
+
+    def reproduce(name: str) -> tuple[int, str, str]:
+        folder = tmp_path / name
+        return run(
+            monkeypatch, capsys, "reproduce", "--profile", str(profile), "--jobs", "2", "--threads", "1",
+            "--runs", str(folder / "runs"), "--cache", str(folder / "cache"), "--results", str(folder / "results"),
+        )  # fmt: skip
+
+    monkeypatch.setenv("HARNESS_KILL_AT", "sft-step:3")  # each worker kills itself at its 3rd sft step
+    code, out, err = reproduce("killed")
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "a reproduce worker process died" in errors[0], err
+    assert not list((tmp_path / "killed" / "runs").glob("*/*/*/*/metrics.json"))
+    monkeypatch.delenv("HARNESS_KILL_AT")
+    code, out, err = reproduce("killed")
+    assert code == 0 and "2 run(s) trained and evaluated" in out, err + out
+    code, out, err = reproduce("unbroken")
+    assert code == 0, err + out
+    for method in ("react", "sft-mimic"):
+        found = [(tmp_path / n / "runs" / "two-smoke" / "countdown" / method / "seed0").joinpath("metrics.json")
+                 for n in ("killed", "unbroken")]  # fmt: skip
+        assert found[0].read_bytes() == found[1].read_bytes()

@@ -218,7 +218,6 @@ def test_splits_deterministic_disjoint_seeded(task: Countdown) -> None:
         assert len(inst.numbers) == 3 and max(inst.numbers) <= 9 and 2 <= inst.target <= 30
 
 
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_dev_is_drawn_as_test_is(task: Countdown, seed: int) -> None:
     """Familiar dev and test instances are dealt at random from one list (in pool order), so dev is a
@@ -234,6 +233,7 @@ def test_dev_is_drawn_as_test_is(task: Countdown, seed: int) -> None:
     assert min(dev) < max(test)
     # Dealt, not sorted: 10 random of 60 all landing in the last 20 has probability below 1e-6.
     assert sum(i > sorted(dev + test)[39] for i in dev) < 10
+
 
 def held_out_numbers(task: Countdown, seed: int, n_world: int) -> dict[str, float]:
     """Returns the share of test needing a state no train expert shows, and the share of those exploration shows."""
