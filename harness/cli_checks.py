@@ -139,10 +139,10 @@ def verify(
         raise HarnessError(f"profile {prof.name} names no committed reference; give --reference DIR")
     folder = reference or Path(prof.reference)
     expected, expected_env = load_reference(folder)  # a missing reference fails before any work
-    threads = (expected_env or {}).get("versions", {}).get("torch_threads", [])
+    counts = (expected_env or {}).get("versions", {}).get("torch_threads", [])
     # Run at the reference's thread count (in this process, or in each worker with --jobs) so that
     # the same environment can give the same bits.
-    threads = int(threads[0]) if len(threads) == 1 else None
+    threads = int(counts[0]) if len(counts) == 1 else None
     if jobs == 1 and threads:
         torch.set_num_threads(threads)
     work = workdir or Path(tempfile.mkdtemp(prefix="harness-verify-"))

@@ -110,6 +110,7 @@ def _start_worker(threads: int) -> None:
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
+    os.close(quiet)
 
 
 def _run_chain(chain: list[Item], profile_arg: str, runs: Path, cache: Path) -> list[tuple[Item, str]]:

@@ -160,6 +160,11 @@ def length_grouped_order(
     return order[: steps * batch_size]
 
 
+def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[int]:
+    """Returns the rows, in reading order, that a length-grouped sft stage of `seed` trains on."""
+    return length_grouped_order(lengths, batch_size, steps, np.random.default_rng([seed, SALT_ORDER]))
+
+
 def train_sft(
     model: Any,
     tokenizer: Any,
@@ -198,8 +203,7 @@ def train_sft(
     checkpoint = resume_point(work_dir)
     if settings.group_by_length:
         lengths = [len(ids) for ids in data["input_ids"]]
-        order = length_grouped_order(lengths, settings.batch_size, steps, np.random.default_rng([seed, SALT_ORDER]))
-        data = data.select(order)
+        data = data.select(stage_order(lengths, settings.batch_size, steps, seed))
     trainer = SFTTrainer(
         model=model,
         args=args,

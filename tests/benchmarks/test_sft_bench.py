@@ -14,13 +14,12 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from harness.config import Profile
 from harness.data import Corpora
-from harness.sft import SALT_ORDER, length_grouped_order, tokenize_rows, train_sft
+from harness.sft import stage_order, tokenize_rows, train_sft
 from harness.stages import settings_for
 from harness.train import Checkpoint, load_checkpoint
 
@@ -57,15 +56,13 @@ def bare_loop(checkpoint: Checkpoint, ids: list[list[int]], masks: list[list[int
     return real, padded
 
 
-def stage_padded_tokens(ids: list[list[int]], settings, steps: int) -> int:
-    """Returns the tokens, padding included, of the batches the sft stage reads at seed 0: its
-    length-grouped order (drawn as `train_sft` draws it), each batch padded to its longest row."""
+def stage_padded_tokens(ids: list[list[int]], batch_size: int, steps: int) -> int:
+    """Returns the tokens, padding included, of the batches a length-grouped sft stage reads at seed 0
+    (its `stage_order`), each batch padded to its longest row."""
     lengths = [len(x) for x in ids]
-    if not settings.group_by_length:
-        return steps * settings.batch_size * max(lengths)  # an upper bound: random batches
-    order = length_grouped_order(lengths, settings.batch_size, steps, np.random.default_rng([0, SALT_ORDER]))
-    batches = [order[k : k + settings.batch_size] for k in range(0, len(order), settings.batch_size)]
-    return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    order = stage_order(lengths, batch_size, steps, 0)
+    starts = range(0, len(order), batch_size)
+    return sum(max(lengths[i] for i in order[k : k + batch_size]) * batch_size for k in starts)
 
 
 @pytest.mark.benchmark(group="sft")
@@ -77,6 +74,7 @@ def test_bench_sft_stage_vs_bare_loop(
     data = tokenize_rows(corpora.look, tokenizer, False, settings_for("sft", base, "bench").max_length)
     mean_len = sum(len(x) for x in data["input_ids"]) / len(data)
     settings = settings_for("sft", {**base, "tokens": int(STEPS * base["batch_size"] * mean_len)}, "bench")
+    assert settings.group_by_length  # the stage's padding is recomputed from its length-grouped order
     rates: dict[str, list[float]] = {"stage": [], "bare": []}
     tokens: dict[str, tuple[int, int]] = {}
 
@@ -88,7 +86,8 @@ def test_bench_sft_stage_vs_bare_loop(
         started = time.perf_counter()
         stats = train_sft(model, tokenizer, corpora.look, settings, False, work, 0, "bench sft")
         rates["stage"].append(stats["tokens_seen"] / (time.perf_counter() - started))
-        tokens["stage"] = (stats["tokens_seen"], stage_padded_tokens(data["input_ids"], settings, stats["steps"]))
+        padded = stage_padded_tokens(data["input_ids"], settings.batch_size, stats["steps"])
+        tokens["stage"] = (stats["tokens_seen"], padded)
         started = time.perf_counter()
         real, padded = bare_loop(
             initial, data["input_ids"], data["assistant_masks"], settings.batch_size, settings.lr, stats["steps"]

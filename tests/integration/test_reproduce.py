@@ -23,17 +23,22 @@ METHODS, ABLATIONS = ["react", "vanilla-rl", "foresight"], ["foresight-no-rl"]
 SMOKE_DATA = load_profile("smoke").data
 
 
+def smoke_variant(path: Path, tasks: list[str], methods: list[str], ablations: list[str]) -> Path:
+    """Writes smoke's knobs and budgets, on `tasks` with `methods` and `ablations` only, to `path`."""
+    values = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    values.update(tasks={t: values["tasks"][t] for t in tasks}, methods=methods, ablations=ablations)
+    values.pop("reference")
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory) -> tuple[Path, Path]:
     """Returns (profile path, folder) after one `harness reproduce` of a reduced smoke profile into
     folder/runs, folder/cache and folder/results: smoke's knobs and budgets on one task, with every
     stage kind (sft, grpo, wm-amt, fe-sft, fc-rl)."""
     tmp = tmp_path_factory.mktemp("reproduce")
-    values = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
-    values.update(tasks={"graph-nav": values["tasks"]["graph-nav"]}, methods=METHODS, ablations=ABLATIONS)
-    values.pop("reference")
-    profile = tmp / "mini-smoke.yaml"
-    profile.write_text(yaml.safe_dump(values))
+    profile = smoke_variant(tmp / "mini-smoke.yaml", ["graph-nav"], METHODS, ABLATIONS)
     folder = tmp / "first"
     result = CliRunner().invoke(
         cli,
@@ -89,12 +94,7 @@ def test_probe_a_stored_method_writes_probes_json_into_its_run(monkeypatch, caps
 def test_jobs_at_one_thread_give_the_numbers_of_one_process_at_one_thread(monkeypatch, capsys, tmp_path: Path) -> None:
     """`--jobs 2 --threads 1` runs each run in a worker process at 1 thread: the same table, bit for bit,
     as the same runs made in this process at 1 thread (so the jobs change the speed, not the numbers)."""
-    values = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
-    tasks = {name: values["tasks"][name] for name in ("graph-nav", "countdown")}
-    values.update(tasks=tasks, methods=["react"], ablations=[])
-    values.pop("reference")
-    profile = tmp_path / "react-smoke.yaml"
-    profile.write_text(yaml.safe_dump(values))
+    profile = smoke_variant(tmp_path / "react-smoke.yaml", ["graph-nav", "countdown"], ["react"], [])
     threads = torch.get_num_threads()
     tables = {}
     for name, jobs in (("workers", ["--jobs", "2", "--threads", "1"]), ("inprocess", [])):
@@ -118,11 +118,7 @@ def test_jobs_at_one_thread_give_the_numbers_of_one_process_at_one_thread(monkey
 def test_a_killed_jobs_worker_is_one_error_and_a_rerun_resumes(monkeypatch, capsys, tmp_path: Path) -> None:
     """A worker killed mid-stage (SIGKILL from the fault hook) ends `reproduce --jobs 2` with one line
     and exit 2; the rerun finishes every run, with the numbers of a run never killed."""
-    values = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
-    values.update(tasks={"countdown": values["tasks"]["countdown"]}, methods=["react", "sft-mimic"], ablations=[])
-    values.pop("reference")
-    profile = tmp_path / "two-smoke.yaml"
-    profile.write_text(yaml.safe_dump(values))
+    profile = smoke_variant(tmp_path / "two-smoke.yaml", ["countdown"], ["react", "sft-mimic"], [])
 
     def reproduce(name: str) -> tuple[int, str, str]:
         folder = tmp_path / name

@@ -231,7 +231,7 @@ def test_dev_is_drawn_as_test_is(task: Countdown, seed: int) -> None:
     dev, test = ([where[i.key] for i in part if task.required(i) <= seen] for part in (splits.dev, splits.test))
     assert (len(dev), len(test)) == (10, 50)
     assert min(dev) < max(test)
-    # Dealt, not sorted: 10 random of 60 all landing in the last 20 has probability below 1e-6.
+    # Dealt, not sorted: 10 random of 60 all landing in the last 20 has probability C(20,10)/C(60,10) ~ 2.5e-6.
     assert sum(i > sorted(dev + test)[39] for i in dev) < 10
 
 
