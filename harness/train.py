@@ -73,8 +73,8 @@ def suite_vocabulary(profile: Profile) -> list[str]:
 
 
 def data_hash(task: Task, profile: Profile, seed: int) -> str:
-    """Returns the hash of everything a task's data recipes depend on."""
-    return config_hash("data-v1", task.name, task.config, profile.data, seed)
+    """Returns the hash of everything a task's data recipes depend on (the task's code by its version)."""
+    return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed)
 
 
 def initial_checkpoint(profile: Profile, seed: int, cache: Path) -> Checkpoint:

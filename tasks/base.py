@@ -118,6 +118,9 @@ class Task(Protocol):
 
     name: ClassVar[str]
     family: ClassVar[str]  # "search" | "math"
+    version: ClassVar[int]
+    """Raised whenever the task's dynamics, expert or splits change, so that no cached stage trained
+    on the old data is reused (it is part of every stage's data hash; knobs are hashed anyway)."""
     Config: ClassVar[type[TaskConfig]]
     config: TaskConfig
 

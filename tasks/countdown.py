@@ -135,6 +135,7 @@ class Countdown:
 
     name = "countdown"
     family = "math"
+    version = 2
     Config = CountdownConfig
 
     def __init__(self, config: CountdownConfig) -> None:
@@ -205,12 +206,18 @@ class Countdown:
     # -- oracle ---------------------------------------------------------------------------------
 
     def expert(self, state: State) -> str:
-        """Returns the first legal action (in legal_actions order) that reaches the target or keeps it reachable."""
+        """Returns the first legal action (in legal_actions order) of a shortest solution.
+
+        A move that makes the target wins at once; failing that, the first move after which the
+        target is reachable in the fewest further moves. (Until task version 2 the expert took the
+        first move that kept the target reachable at all, so on 44% of train instances it played
+        two moves where one made the target: `9 * 4`, `36 / 2` for 18 from 2 4 9.)
+        """
         moves = _moves(state.numbers, self.config.max_value)
-        turns_after = self.horizon - state.t - 1
-        for action, value, after in moves:
-            if value == state.target or state.target in self.reachable(after, turns_after):
-                return action
+        for more in range(self.horizon - state.t):
+            for action, value, after in moves:
+                if value == state.target or state.target in self.reachable(after, more):
+                    return action
         if moves:
             return moves[0][0]
         return f"{state.numbers[0]} + {state.numbers[0]}"  # well-formed, though nothing is legal

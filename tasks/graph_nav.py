@@ -152,6 +152,7 @@ class GraphNav:
 
     name: ClassVar[str] = "graph-nav"
     family: ClassVar[str] = "search"
+    version: ClassVar[int] = 1
     Config: ClassVar[type[TaskConfig]] = GraphNavConfig
 
     def __init__(self, config: GraphNavConfig) -> None:

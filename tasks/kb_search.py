@@ -179,6 +179,7 @@ class KbSearch:
 
     name: ClassVar[str] = "kb-search"
     family: ClassVar[str] = "search"
+    version: ClassVar[int] = 1
     Config: ClassVar[type[TaskConfig]] = KbSearchConfig
 
     def __init__(self, config: KbSearchConfig):

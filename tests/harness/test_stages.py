@@ -11,7 +11,7 @@ import pytest
 
 from harness.config import load_profile
 from harness.errors import HarnessError
-from harness.registry import method_factory
+from harness.registry import make_task, method_factory
 from harness.stages import (
     GrpoSettings,
     SftSettings,
@@ -21,6 +21,7 @@ from harness.stages import (
     stage_status,
     weight_checksums,
 )
+from harness.train import data_hash
 
 BASE = StageSpec("fe-sft", kind="sft", data="look", fmt="foresight", settings=SftSettings())
 
@@ -42,6 +43,17 @@ def test_hash_ignores_display_name_only() -> None:
 )
 def test_hash_changes_with_each_field(changed: StageSpec) -> None:
     assert stage_hash(changed, "in", "data") != stage_hash(BASE, "in", "data")
+
+
+def test_data_hash_changes_with_the_task_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task whose expert or dynamics changed (a new version) never reuses stages trained on its old data."""
+    profile = load_profile("smoke")
+    task = make_task("countdown", profile.tasks["countdown"])
+    h = data_hash(task, profile, 0)
+    assert data_hash(make_task("countdown", profile.tasks["countdown"]), profile, 0) == h
+    assert data_hash(task, profile, 1) != h
+    monkeypatch.setattr(type(task), "version", task.version + 1)
+    assert data_hash(task, profile, 0) != h
 
 
 def test_hash_changes_with_inputs() -> None:

@@ -83,6 +83,31 @@ def test_hand_case_2_3_7_to_20_needs_two_moves(task: Countdown) -> None:
     assert task.prompt(s) == "target 20 numbers 2 3 7" and task.thought(s) == "need 20 from 2 3 7"
 
 
+def test_expert_makes_the_target_at_once_when_one_move_does(task: Countdown) -> None:
+    s = start(task, (2, 4, 9), 18)
+    # 9 * 2 = 18 in one move. 9 * 4 -> 2 36 comes first in legal_actions order and keeps 18 in
+    # reach (36 / 2); the expert before task version 2 played it, taking two moves.
+    assert task.legal_actions(s)[:7] == ["9 + 4", "9 - 4", "9 * 4", "9 + 2", "9 - 2", "9 * 2", "4 + 2"]
+    assert task.q_star(s, ["9 * 4"]) == 1.0
+    assert task.expert(s) == "9 * 2"
+    assert task.required(Instance("hand", (2, 4, 9), 18)) == {(4, 18)}
+
+
+def test_expert_plays_a_shortest_solution() -> None:
+    """The expert's episode is as short as the fewest moves an independent brute force needs."""
+    four = make_task("countdown", {"n_numbers": 4, "max_value": 60, "max_target": 60})
+    rng = np.random.default_rng(5)
+    lengths = {1: 0, 2: 0, 3: 0}
+    for _ in range(60):
+        inst = four.sample_instance(rng)
+        fewest = next(m for m in range(1, 4) if brute_force(inst.numbers, inst.target, m, 60))
+        episode = expert_episode(four, inst, rng)
+        assert episode.success and len(episode.actions) == fewest, (inst, episode.actions)
+        lengths[fewest] += 1
+    print("fewest moves needed (1, 2, 3):", lengths)
+    assert min(lengths.values()) >= 5  # every length is exercised
+
+
 def test_unsolvable_instances_have_q_star_zero(task: Countdown) -> None:
     pair = make_task("countdown", {"n_numbers": 2})
     s = pair.reset(Instance("hand", (1, 1), 5))
@@ -270,8 +295,10 @@ BIGGER = {"n_numbers": 4, "max_number": 13, "max_value": 500, "max_target": 100}
         ({}, 0.95),
         ({"heldout_share": 0.2}, 0.95),
         # A bigger world needs more exploration to show every held-out state; train covers the
-        # familiar instances here only through siblings (too few are familiar by chance).
-        (BIGGER, 0.85),
+        # familiar instances here only through siblings (too few are familiar by chance). With
+        # the shortest-solution expert (task version 2) 2000 explorations show 0.84 of seed 0's
+        # held-out states (0.87 with the version-1 expert); the default world's are all shown.
+        (BIGGER, 0.8),
     ],
 )
 def test_held_out_coverage(knobs: dict, min_in_world: float) -> None:
