@@ -1,10 +1,11 @@
-"""countdown (math): reach a target from a multiset of numbers with + - * and exact /.
+"""countdown (math): reach a target from a multiset of numbers with + - * and exact / (knob `ops`).
 
 An action "a op b" replaces a and b by the result, which must be an integer in 1..max_value
-(so subtraction is positive and division exact). The episode succeeds as soon as a result
-equals the target, and fails when one number is left or the turns run out. Q* is the
-solvability of what remains, by exhaustive search with a cache; the task is deterministic, so
-Q* is 0 or 1. The parts of the world a transition shows are the intermediate number multisets.
+(so subtraction is positive and division exact); an op that `ops` leaves out is an illegal
+move. The episode succeeds as soon as a result equals the target, and fails when one number is
+left or the turns run out. Q* is the solvability of what remains, by exhaustive search with a
+cache; the task is deterministic, so Q* is 0 or 1. The parts of the world a transition shows
+are the intermediate number multisets.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class CountdownConfig(TaskConfig):
     min_target: int = knob(2, "smallest target", 1, 10_000)
     max_target: int = knob(30, "largest target", 1, 10_000)
     extra_turns: int = knob(1, "turns beyond n_numbers - 1 (room for illegal moves)", 0, 10)
+    ops: str = knob("+-*/", "the operations allowed, written together (each of + - * / at most once)")
 
     def problem(self) -> str | None:
         """Returns why the knobs are inconsistent (an empty target range, values out of range), or None."""
@@ -64,6 +66,8 @@ class CountdownConfig(TaskConfig):
             return f"max_target {self.max_target} exceeds max_value {self.max_value}"
         if self.max_number > self.max_value:
             return f"max_number {self.max_number} exceeds max_value {self.max_value}"
+        if not self.ops or set(self.ops) - set(OPS) or len(set(self.ops)) != len(self.ops):
+            return f"ops {self.ops!r} must name one or more of + - * /, each at most once"
         return None
 
 
@@ -108,8 +112,8 @@ def _result(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
 
-def _moves(numbers: tuple[int, ...], max_value: int) -> list[tuple[str, int, tuple[int, ...]]]:
-    """Returns (action, result, numbers after) of every legal move; a >= b, a and b descending, ops in OPS order.
+def _moves(numbers: tuple[int, ...], max_value: int, ops: Sequence[str]) -> list[tuple[str, int, tuple[int, ...]]]:
+    """Returns (action, result, numbers after) of every legal move; a >= b, a and b descending, ops in `ops` order.
 
     With a >= b every legal result is listed once: b - a and b / a are never legal then, except
     a / a, which a / b already is.
@@ -122,7 +126,7 @@ def _moves(numbers: tuple[int, ...], max_value: int) -> list[tuple[str, int, tup
             rest = list(numbers)
             rest.remove(a)
             rest.remove(b)
-            for op in OPS:
+            for op in ops:
                 value = _result(a, op, b)
                 if 1 <= value <= max_value:
                     moves.append((f"{a} {op} {b}", value, tuple(sorted([*rest, value]))))
@@ -141,6 +145,7 @@ class Countdown:
     def __init__(self, config: CountdownConfig) -> None:
         self.config = config
         self.horizon = config.n_numbers - 1 + config.extra_turns
+        self.ops = tuple(op for op in OPS if op in config.ops)
         self._reach: dict[tuple[tuple[int, ...], int], frozenset[int]] = {}
         self._required: dict[tuple[tuple[int, ...], int], frozenset] = {}
         self._splits: dict[int, Splits] = {}
@@ -153,6 +158,8 @@ class Countdown:
         if not match:
             return INVALID_ACTION
         a, op, b = int(match[1]), match[2], int(match[3])
+        if op not in self.ops:
+            return ILLEGAL
         rest = list(numbers)
         for x in (a, b):
             if x not in rest:
@@ -165,7 +172,7 @@ class Countdown:
 
     def legal_actions(self, state: State) -> list[str]:
         """Returns every legal 'a op b' with a >= b, larger numbers first, ops in the order + - * /."""
-        return [action for action, _, _ in _moves(state.numbers, self.config.max_value)]
+        return [action for action, _, _ in _moves(state.numbers, self.config.max_value, self.ops)]
 
     def reachable(self, numbers: tuple[int, ...], turns: int) -> frozenset[int]:
         """Returns every result some sequence of at most `turns` legal moves from `numbers` produces (cached)."""
@@ -174,7 +181,7 @@ class Countdown:
             return frozenset()
         if key not in self._reach:
             found: set[int] = set()
-            for _, value, after in _moves(numbers, self.config.max_value):
+            for _, value, after in _moves(numbers, self.config.max_value, self.ops):
                 found.add(value)
                 found |= self.reachable(after, key[1] - 1)
             self._reach[key] = frozenset(found)
@@ -213,7 +220,7 @@ class Countdown:
         first move that kept the target reachable at all, so on 44% of train instances it played
         two moves where one made the target: `9 * 4`, `36 / 2` for 18 from 2 4 9.)
         """
-        moves = _moves(state.numbers, self.config.max_value)
+        moves = _moves(state.numbers, self.config.max_value, self.ops)
         for more in range(self.horizon - state.t):
             for action, value, after in moves:
                 if value == state.target or state.target in self.reachable(after, more):
@@ -260,7 +267,11 @@ class Countdown:
         return f"need {state.target} from {_words(state.numbers)}"
 
     def vocabulary(self) -> list[str]:
-        """Returns the number words 0..max_value (or the horizon, if larger), the ops and the fixed words."""
+        """Returns the number words 0..max_value (or the horizon, if larger), the ops and the fixed words.
+
+        All four ops, whatever `ops` allows: the suite's tokenizer is the union of the task
+        vocabularies, so it (and every task's initial model) does not change with this knob.
+        """
         numbers = [str(n) for n in range(max(self.config.max_value, self.horizon) + 1)]
         fixed = ["target", "numbers", "left", "turns", "need", "from", "illegal", "move", "invalid", "action"]
         return numbers + list(OPS) + fixed
@@ -307,7 +318,7 @@ class Countdown:
         for i, x in enumerate(first):
             rest = first[:i] + first[i + 1 :]
             for a, b in pairs if max(rest, default=0) <= c.max_number else []:
-                if x not in {_result(a, op, b) for op in OPS}:
+                if x not in {_result(a, op, b) for op in self.ops}:
                     continue
                 sibling = _instance(tuple(sorted((*rest, a, b))), inst.target)
                 fresh = sibling.key not in taken and sibling.numbers != inst.numbers

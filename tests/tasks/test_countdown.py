@@ -170,9 +170,10 @@ def test_step_never_raises_and_draws_once() -> None:
         state = state if result.done else result.state
 
 
-def brute_force(numbers: tuple[int, ...], target: int, turns: int, max_value: int) -> bool:
+def brute_force(numbers: tuple[int, ...], target: int, turns: int, max_value: int, ops: str = "+-*/") -> bool:
     """Independent check: some expression tree over at most turns + 1 of the numbers equals target,
     every subexpression an integer in 1..max_value (exact fractions, all orders and bracketings)."""
+    apply = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y, "/": lambda x, y: x / y}
 
     def values(leaves: tuple[Fraction, ...]) -> set[Fraction]:
         if len(leaves) == 1:
@@ -180,7 +181,7 @@ def brute_force(numbers: tuple[int, ...], target: int, turns: int, max_value: in
         found = set()
         for cut in range(1, len(leaves)):
             for x, y in itertools.product(values(leaves[:cut]), values(leaves[cut:])):
-                for v in (x + y, x - y, x * y, x / y):
+                for v in (apply[op](x, y) for op in ops):
                     if v.denominator == 1 and 1 <= v <= max_value:
                         found.add(v)
         return found
@@ -206,6 +207,27 @@ def test_solvability_matches_brute_force() -> None:
         agree[answer] += 1
     print("brute force agreement (solvable, unsolvable):", agree[True], agree[False])
     assert min(agree.values()) >= 40  # both answers are exercised
+
+
+def test_ops_knob_leaves_out_operations() -> None:
+    plus_minus = make_task("countdown", {"ops": "-+"})
+    assert plus_minus.ops == ("+", "-")  # kept in the order + - * /
+    s = start(plus_minus, (3, 5, 8), 16)
+    assert plus_minus.legal_actions(s) == ["8 + 5", "8 - 5", "8 + 3", "8 - 3", "5 + 3", "5 - 3"]
+    rng = np.random.default_rng(0)
+    assert plus_minus.step(s, "8 * 3", rng).observation == ILLEGAL  # well-formed, but not allowed
+    assert plus_minus.step(s, "8 / 3", rng).observation == ILLEGAL
+    # 8 * 2 = 16 is out; 8 + 5 + 3 = 16 takes two moves.
+    assert not plus_minus.solvable((3, 5, 8), 16, 1) and plus_minus.solvable((3, 5, 8), 16, 2)
+    assert plus_minus.expert(s) == "8 + 5" and plus_minus.q_star(s, ["8 - 5"]) == 0.0
+    # 24 needs a product: 8 * 3 with all four ops, nothing with + and -.
+    assert make_task("countdown", {}).solvable((3, 5, 8), 24, 2) and not plus_minus.solvable((3, 5, 8), 24, 2)
+    assert plus_minus.vocabulary() == make_task("countdown", {}).vocabulary()  # the tokenizer does not change
+    rng = np.random.default_rng(4)
+    for _ in range(100):
+        numbers = tuple(sorted(int(x) for x in rng.integers(1, 13, size=3)))
+        target = int(rng.integers(2, 37))
+        assert plus_minus.solvable(numbers, target, 2) == brute_force(numbers, target, 2, 60, "+-"), (numbers, target)
 
 
 def test_q_star_matches_playing_the_plan_then_the_expert(task: Countdown) -> None:
@@ -328,6 +350,10 @@ def test_knobs_are_validated() -> None:
         ({"min_target": 30, "max_target": 10}, "exceeds max_target"),
         ({"max_target": 61}, "exceeds max_value"),
         ({"max_number": 70}, "exceeds max_value"),
+        ({"ops": ""}, "one or more of"),
+        ({"ops": "+x"}, "one or more of"),
+        ({"ops": "++"}, "each at most once"),
+        ({"ops": 3}, "must be str"),
     ]:
         with pytest.raises(HarnessError, match=message):
             CountdownConfig.from_knobs("countdown", knobs)
