@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.config import Profile
-from harness.methods import Method, sft_settings
-from harness.registry import register_method
-from harness.stages import StageSpec
+from harness.core.config import Profile
+from harness.core.registry import register_method
+from harness.training.methods import Method, sft_settings
+from harness.training.stages import StageSpec
 
 
 def react_sft(profile: Profile) -> StageSpec:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.config import Profile
-from harness.methods import Method, matched_tokens, sft_settings
-from harness.registry import register_method
-from harness.stages import StageSpec
+from harness.core.config import Profile
+from harness.core.registry import register_method
+from harness.training.methods import Method, matched_tokens, sft_settings
+from harness.training.stages import StageSpec
 
 
 def mimic_sft(profile: Profile) -> StageSpec:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from baselines.react import react_sft
-from harness.config import Profile
-from harness.methods import Method, grpo_settings
-from harness.registry import register_method
-from harness.stages import StageSpec
+from harness.core.config import Profile
+from harness.core.registry import register_method
+from harness.training.methods import Method, grpo_settings
+from harness.training.stages import StageSpec
 
 
 @register_method("vanilla-rl")

@@ -22,7 +22,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from harness.traces import AgentTurn, ParseError, normalize, parse_turn, render_observation
+from harness.core.traces import AgentTurn, ParseError, normalize, parse_turn, render_observation
 from tasks.base import Task
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from baselines.sft_mimic import mimic_sft
-from harness.config import Profile
-from harness.methods import Method, matched_tokens, sft_settings
-from harness.registry import register_method
-from harness.stages import StageSpec
+from harness.core.config import Profile
+from harness.core.registry import register_method
+from harness.training.methods import Method, matched_tokens, sft_settings
+from harness.training.stages import StageSpec
 from method.foresight import fc_rl, fe_sft, wm_amt
 
 

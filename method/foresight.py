@@ -12,10 +12,10 @@
 
 from __future__ import annotations
 
-from harness.config import Profile
-from harness.methods import Method, grpo_settings, sft_settings
-from harness.registry import register_method
-from harness.stages import StageSpec
+from harness.core.config import Profile
+from harness.core.registry import register_method
+from harness.training.methods import Method, grpo_settings, sft_settings
+from harness.training.stages import StageSpec
 
 
 def wm_amt(profile: Profile) -> StageSpec:

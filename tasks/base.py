@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 INVALID_ACTION = "invalid action"
 """Observation for an action that does not parse for the task (never an exception)."""

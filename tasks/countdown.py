@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.registry import register_task
+from harness.core.errors import HarnessError
+from harness.core.registry import register_task
 from tasks.base import (
     EXPLORER_POLICIES,
     INVALID_ACTION,
@@ -112,27 +112,6 @@ def _result(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
 
-def _moves(numbers: tuple[int, ...], max_value: int, ops: Sequence[str]) -> list[tuple[str, int, tuple[int, ...]]]:
-    """Returns (action, result, numbers after) of every legal move; a >= b, a and b descending, ops in `ops` order.
-
-    With a >= b every legal result is listed once: b - a and b / a are never legal then, except
-    a / a, which a / b already is.
-    """
-    moves = []
-    values = sorted(set(numbers), reverse=True)
-    counts = Counter(numbers)
-    for i, a in enumerate(values):
-        for b in values[i if counts[a] > 1 else i + 1 :]:
-            rest = list(numbers)
-            rest.remove(a)
-            rest.remove(b)
-            for op in ops:
-                value = _result(a, op, b)
-                if 1 <= value <= max_value:
-                    moves.append((f"{a} {op} {b}", value, tuple(sorted([*rest, value]))))
-    return moves
-
-
 @register_task("countdown")
 class Countdown:
     """The countdown numbers game as a Task."""
@@ -170,9 +149,29 @@ class Countdown:
             return ILLEGAL
         return tuple(sorted([*rest, value])), value
 
+    def _moves(self, numbers: tuple[int, ...]) -> list[tuple[str, int, tuple[int, ...]]]:
+        """Returns (action, result, numbers after) of every legal move; a >= b, a and b descending, ops in OPS order.
+
+        With a >= b every legal result is listed once: b - a and b / a are never legal then, except
+        a / a, which a / b already is.
+        """
+        moves = []
+        values = sorted(set(numbers), reverse=True)
+        counts = Counter(numbers)
+        for i, a in enumerate(values):
+            for b in values[i if counts[a] > 1 else i + 1 :]:
+                rest = list(numbers)
+                rest.remove(a)
+                rest.remove(b)
+                for op in self.ops:
+                    value = _result(a, op, b)
+                    if 1 <= value <= self.config.max_value:
+                        moves.append((f"{a} {op} {b}", value, tuple(sorted([*rest, value]))))
+        return moves
+
     def legal_actions(self, state: State) -> list[str]:
         """Returns every legal 'a op b' with a >= b, larger numbers first, ops in the order + - * /."""
-        return [action for action, _, _ in _moves(state.numbers, self.config.max_value, self.ops)]
+        return [action for action, _, _ in self._moves(state.numbers)]
 
     def reachable(self, numbers: tuple[int, ...], turns: int) -> frozenset[int]:
         """Returns every result some sequence of at most `turns` legal moves from `numbers` produces (cached)."""
@@ -181,7 +180,7 @@ class Countdown:
             return frozenset()
         if key not in self._reach:
             found: set[int] = set()
-            for _, value, after in _moves(numbers, self.config.max_value, self.ops):
+            for _, value, after in self._moves(numbers):
                 found.add(value)
                 found |= self.reachable(after, key[1] - 1)
             self._reach[key] = frozenset(found)
@@ -220,7 +219,7 @@ class Countdown:
         first move that kept the target reachable at all, so on 44% of train instances it played
         two moves where one made the target: `9 * 4`, `36 / 2` for 18 from 2 4 9.)
         """
-        moves = _moves(state.numbers, self.config.max_value, self.ops)
+        moves = self._moves(state.numbers)
         for more in range(self.horizon - state.t):
             for action, value, after in moves:
                 if value == state.target or state.target in self.reachable(after, more):

@@ -23,8 +23,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.registry import register_task
+from harness.core.errors import HarnessError
+from harness.core.registry import register_task
 from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
 
 LABELS = ("red", "blue", "green", "gold", "gray", "pink", "teal", "tan")

@@ -23,8 +23,8 @@ from typing import ClassVar
 import bm25s
 import numpy as np
 
-from harness.registry import register_task
-from harness.traces import FORMAT_WORDS
+from harness.core.registry import register_task
+from harness.core.traces import FORMAT_WORDS
 from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
 
 RELATIONS = ("born_in", "works_for", "based_in", "located_in")

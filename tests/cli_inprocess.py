@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:

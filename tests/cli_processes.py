@@ -4,7 +4,7 @@ Each command is its own process (its own pid, exit code and stderr; SIGKILL kill
 other), but it skips the ~8 s a fresh interpreter spends importing torch, transformers and TRL:
 a multiprocessing forkserver imports them once, and every command is forked from it. The
 forkserver itself never runs torch, so forking it is safe. The command line runs through
-`harness.cli.main`, the function the `harness` console script calls.
+`harness.cli.main.main`, the function the `harness` console script calls.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
 
-from harness.cli import QUIET_ENV
+from harness.cli.main import QUIET_ENV
 
 PRELOAD = [
-    "harness.cli",
-    "harness.evaluate",
-    "harness.reproduce",
-    "harness.sft",
-    "harness.grpo",
-    "harness.compare",
-    "harness.plots",
-    "harness.report",
+    "harness.cli.main",
+    "harness.evaluation.evaluate",
+    "harness.running.reproduce",
+    "harness.training.sft",
+    "harness.training.grpo",
+    "harness.evaluation.compare",
+    "harness.reporting.plots",
+    "harness.reporting.report",
     "tasks",
     "baselines",
     "method",
@@ -91,7 +91,7 @@ def _command(argv: list[str], env: dict[str, str], cwd: str, hide: list[str], ou
         os.dup2(target, fd)
         os.close(target)
     sys.argv = ["harness", *argv]
-    from harness.cli import main
+    from harness.cli.main import main
 
     main()
 
@@ -105,7 +105,7 @@ def start(
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(PRELOAD)
         # The server imports transformers and datasets, which read these variables once, at import:
-        # it must see them the way `harness.cli.main` sets them before its own imports.
+        # it must see them the way `harness.cli.main.main` sets them before its own imports.
         saved = dict(os.environ)
         os.environ.update({k: os.environ.get(k, v) for k, v in QUIET_ENV.items()})
         try:

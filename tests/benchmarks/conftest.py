@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import torch
 
-from harness.config import Profile, load_profile
-from harness.data import Corpora, build_corpora
-from harness.models import save_checkpoint
-from harness.registry import make_task
-from harness.sft import tokenize_rows
-from harness.stages import settings_for
-from harness.train import Checkpoint, initial_checkpoint, load_checkpoint
+from harness.core.config import Profile, load_profile
+from harness.core.registry import make_task
+from harness.data.recipes import Corpora, build_corpora
+from harness.training.models import save_checkpoint
+from harness.training.sft import tokenize_rows
+from harness.training.stages import settings_for
+from harness.training.train import Checkpoint, initial_checkpoint, load_checkpoint
 
 TASK = "graph-nav"
 LIGHT_STEPS = 40
@@ -75,7 +75,7 @@ def initial(profile: Profile, cache: Path) -> Checkpoint:
 @pytest.fixture(scope="session")
 def light_model(profile: Profile, cache: Path, corpora: Corpora, initial: Checkpoint) -> Path:
     """Returns a checkpoint of the default-size model after LIGHT_STEPS steps of the sft stage on D_look."""
-    from harness.sft import train_sft
+    from harness.training.sft import train_sft
 
     model, tokenizer = load_checkpoint(initial)
     data = tokenize_rows(corpora.look, tokenizer, False, 1024)

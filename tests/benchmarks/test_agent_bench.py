@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
-from harness.config import Profile
-from harness.models import load_model, stop_token_ids
-from harness.registry import make_task
+from harness.core.config import Profile
+from harness.core.registry import make_task
+from harness.training.models import load_model, stop_token_ids
 
 from .conftest import TASK, bench_line
 

@@ -2,7 +2,7 @@
 
 A few steps of the grpo stage with the default profile's fc-rl settings (prompts per step, group
 size, turn limit, KL) on the lightly trained default-size model. Each logged step carries
-`time/generation_s`, `time/env_rewards_s` and `time/optimizer_s` (harness.grpo.StepClock); the
+`time/generation_s`, `time/env_rewards_s` and `time/optimizer_s` (harness.training.grpo.StepClock); the
 environment and rewards must stay under 10% of the step.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import Profile
-from harness.grpo import train_grpo
-from harness.models import load_model, stop_token_ids
-from harness.registry import make_task
-from harness.stages import settings_for
+from harness.core.config import Profile
+from harness.core.registry import make_task
+from harness.training.grpo import train_grpo
+from harness.training.models import load_model, stop_token_ids
+from harness.training.stages import settings_for
 
 from .conftest import TASK, bench_line
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from harness.config import Profile
-from harness.data import build_corpora, corpus_stats, save_corpora
-from harness.registry import make_task
+from harness.core.config import Profile
+from harness.core.registry import make_task
+from harness.data.recipes import build_corpora, corpus_stats, save_corpora
 
 from .conftest import bench_line
 

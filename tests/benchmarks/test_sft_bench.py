@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import Profile
-from harness.data import Corpora
-from harness.sft import stage_order, tokenize_rows, train_sft
-from harness.stages import settings_for
-from harness.train import Checkpoint, load_checkpoint
+from harness.core.config import Profile
+from harness.data.recipes import Corpora
+from harness.training.sft import stage_order, tokenize_rows, train_sft
+from harness.training.stages import settings_for
+from harness.training.train import Checkpoint, load_checkpoint
 
 from .conftest import bench_line
 

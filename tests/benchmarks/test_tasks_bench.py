@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.registry import make_task, task_names
+from harness.core.registry import make_task, task_names
 
 N = 500
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from harness.agent import AgentEpisode, Sampling, action_of, encode, run_episodes
-from harness.config import load_profile
-from harness.models import ModelConfig, build_tiny_model, build_tokenizer, stop_token_ids
-from harness.registry import make_task
-from harness.traces import normalize, parse_turn, render_observation
-from harness.train import suite_vocabulary
+from harness.core.config import load_profile
+from harness.core.registry import make_task
+from harness.core.traces import normalize, parse_turn, render_observation
+from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, stop_token_ids
+from harness.training.train import suite_vocabulary
 
 TASK = "graph-nav"
 MAX_TURN_TOKENS = 12

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import import_gguf, smollm2_gguf_path
+from harness.training.models import import_gguf, smollm2_gguf_path
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import load_profile
-from harness.errors import HarnessError
-from harness.models import (
+from harness.core.config import load_profile
+from harness.core.errors import HarnessError
+from harness.core.registry import make_task
+from harness.training.models import (
     ModelConfig,
     build_tiny_model,
     build_tokenizer,
     save_checkpoint,
 )
-from harness.registry import make_task
-from harness.stages import stage_status
-from harness.train import load_checkpoint, suite_vocabulary, train_method
+from harness.training.stages import stage_status
+from harness.training.train import load_checkpoint, suite_vocabulary, train_method
 
 pytestmark = pytest.mark.slow
 

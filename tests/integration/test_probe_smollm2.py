@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import load_profile
-from harness.models import load_model
-from harness.probes.items import CHOICES, probe_items
-from harness.probes.runner import probe_tasks
-from harness.probes.scoring import success_probability
-from harness.registry import make_task
+from harness.core.config import load_profile
+from harness.core.registry import make_task
+from harness.evaluation.probes.items import CHOICES, probe_items
+from harness.evaluation.probes.runner import probe_tasks
+from harness.evaluation.probes.scoring import success_probability
+from harness.training.models import load_model
 
 pytestmark = pytest.mark.slow
 LIMIT = 3

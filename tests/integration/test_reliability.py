@@ -1,7 +1,7 @@
 """Reliability: SIGKILL at any moment, same bytes for the same seed, one writer per run and stage.
 
 `harness reproduce` on a profile smaller than smoke (one task, the foresight method, so one stage
-of each kind: wm-amt, sft and grpo) is killed by harness.faults at 11 named moments in a row, each
+of each kind: wm-amt, sft and grpo) is killed by harness.core.faults at 11 named moments in a row, each
 rerun resuming the last, and must end with the very metrics.json and episodes.jsonl of an
 uninterrupted run. Commands run as real processes (tests/cli_processes.py).
 """
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_profile
-from harness.errors import HarnessError
-from harness.evaluate import evaluate_run
-from harness.locks import locked
-from harness.methods import Method
-from harness.registry import METHODS, make_task, method_factory
-from harness.runs import is_complete, read_run, run_dir, run_lock
-from harness.stages import stage_hash
-from harness.train import data_hash, initial_checkpoint
+from harness.core.config import load_profile
+from harness.core.errors import HarnessError
+from harness.core.locks import locked
+from harness.core.registry import METHODS, make_task, method_factory
+from harness.core.runs import is_complete, read_run, run_dir, run_lock
+from harness.evaluation.evaluate import evaluate_run
+from harness.training.methods import Method
+from harness.training.stages import stage_hash
+from harness.training.train import data_hash, initial_checkpoint
 from tests.cli_processes import harness, start
 
 pytestmark = pytest.mark.slow

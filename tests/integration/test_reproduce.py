@@ -11,11 +11,11 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.config import PROFILE_DIR, load_profile
-from harness.probes.items import probe_items
-from harness.registry import make_task
-from harness.runs import run_dir
+from harness.cli.main import cli
+from harness.core.config import PROFILE_DIR, load_profile
+from harness.core.registry import make_task
+from harness.core.runs import run_dir
+from harness.evaluation.probes.items import probe_items
 from tests.cli_inprocess import run
 
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from harness.agent import Sampling, encode, run_episodes
-from harness.config import load_profile
-from harness.models import stop_token_ids
-from harness.registry import make_task, method_names
-from harness.traces import render_observation
-from harness.train import initial_checkpoint, load_checkpoint, train_method
+from harness.core.config import load_profile
+from harness.core.registry import make_task, method_names
+from harness.core.traces import render_observation
+from harness.training.models import stop_token_ids
+from harness.training.train import initial_checkpoint, load_checkpoint, train_method
 
 pytestmark = pytest.mark.slow
 TASK = "graph-nav"

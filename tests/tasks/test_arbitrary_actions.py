@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.config import load_profile
-from harness.registry import make_task, task_names
-from harness.traces import RESERVED
+from harness.core.config import load_profile
+from harness.core.registry import make_task, task_names
+from harness.core.traces import RESERVED
 from tasks.base import Step
 
 SMOKE = load_profile("smoke")

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
-from harness.registry import make_task
-from harness.traces import RESERVED
+from harness.core.errors import HarnessError
+from harness.core.registry import make_task
+from harness.core.traces import RESERVED
 from tasks.base import (
     EXPLORER_POLICIES,
     INVALID_ACTION,

@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from harness.data import coverage, expert_episodes, world_episodes
-from harness.errors import HarnessError
-from harness.registry import make_task
-from harness.traces import RESERVED
+from harness.core.errors import HarnessError
+from harness.core.registry import make_task
+from harness.core.traces import RESERVED
+from harness.data.recipes import coverage, expert_episodes, world_episodes
 from tasks.base import INVALID_ACTION, expert_episode, explore
 from tasks.kb_search import RELATIONS, Bm25Index, KbSearch, KbSearchConfig
 

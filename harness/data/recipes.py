@@ -1,0 +1,234 @@
+"""The data recipes of DESIGN.md section 5: D_expert, D_look and D_world, and held-out coverage.
+
+Every row has the same schema so that one tokenizer path serves all stages:
+`id`, `kind` (expert | look | world), `instance_id`, `texts` (segments), `agent` (one flag per
+segment: written by the agent, hence trained on in agentic SFT) and `text` (the segments joined).
+WM-AMT trains on `text` with the full language-model loss; sft and fe-sft mask by `agent`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+
+from harness.core import faults
+from harness.core.config import DataSpec
+from harness.core.errors import HarnessError
+from harness.core.store import atomic_dir
+from harness.core.traces import (
+    ForesightBlock,
+    ReactTurn,
+    episode_segments,
+    render_outcome,
+    render_transition,
+    round_p,
+)
+from tasks.base import EXPLORER_POLICIES, Episode, Splits, Task, episode_items, expert_episode, explore, simulate
+
+# Salts keep the random streams of the recipes apart while all derive from the run seed.
+SALT_EXPERT, SALT_WORLD, SALT_OUTCOME = 101, 202, 303
+COLUMNS = ("id", "kind", "instance_id", "texts", "agent", "text")
+
+
+@dataclass
+class Corpora:
+    """The three datasets of one task and seed, with the episodes and coverage behind them."""
+
+    expert: Dataset
+    look: Dataset
+    world: Dataset
+    expert_episodes: list[Episode]
+    world_episodes: list[Episode]
+    coverage: dict[str, float]
+
+
+def episode_rng(seed: int, salt: int, index: int) -> np.random.Generator:
+    """Returns the generator of one episode: independent of every other episode's length."""
+    return np.random.default_rng([seed, salt, index])
+
+
+def expert_episodes(task: Task, instances: Sequence[Any], seed: int) -> list[Episode]:
+    """Returns the expert's episode on each instance (D_expert before rendering)."""
+    return [expert_episode(task, inst, episode_rng(seed, SALT_EXPERT, i)) for i, inst in enumerate(instances)]
+
+
+def world_episodes(task: Task, n: int, seed: int) -> list[Episode]:
+    """Returns `n` exploration episodes, cycling through the explorer policies."""
+    policies = EXPLORER_POLICIES
+    return [explore(task, episode_rng(seed, SALT_WORLD, i), policies[i % len(policies)]) for i in range(n)]
+
+
+def react_row(task: Task, episode: Episode, row_id: str) -> dict[str, Any]:
+    """Returns an expert episode rendered in the ReAct format."""
+    turns = [ReactTurn(task.thought(s), a) for s, a in zip(episode.states, episode.actions)]
+    return _row(row_id, "expert", episode.instance_id, episode_segments(episode.prompt, turns, episode.observations))
+
+
+def foresight_blocks(task: Task, episode: Episode, k: int) -> list[ForesightBlock]:
+    """Returns a look-ahead block per turn: the next k actions, their true observations, p = Q*."""
+    blocks = []
+    for i, state in enumerate(episode.states[:-1]):
+        plan = tuple(episode.actions[i : i + k])
+        rollout = tuple(episode.observations[i : i + k])
+        blocks.append(ForesightBlock(plan, rollout, round_p(task.q_star(state, plan)), plan[0], task.thought(state)))
+    return blocks
+
+
+def look_row(task: Task, episode: Episode, k: int, row_id: str) -> dict[str, Any]:
+    """Returns an expert episode with a foresight block at each turn (a D_look row)."""
+    blocks = foresight_blocks(task, episode, k)
+    return _row(row_id, "look", episode.instance_id, episode_segments(episode.prompt, blocks, episode.observations))
+
+
+def world_text(task: Task, episode: Episode, k: int, outcome_every: int, rng: np.random.Generator) -> str:
+    """Returns an exploration episode as world-model lines: transitions, then sampled plan outcomes.
+
+    An outcome line's plan is the explorer's next k actions and its outcome one sampled run of
+    that plan followed by the expert, so the lines' mean outcome is Q*(state, plan).
+    """
+    lines = []
+    for i, (state, action, obs) in enumerate(zip(episode.states, episode.actions, episode.observations)):
+        lines.append(render_transition(task.describe(state), action, obs))
+        if i % outcome_every == 0:
+            plan = episode.actions[i : i + k]
+            lines.append(render_outcome(task.describe(state), plan, sampled_outcome(task, state, plan, rng)))
+    return "\n".join(lines) + "\n"
+
+
+def sampled_outcome(task: Task, state: Any, plan: Sequence[str], rng: np.random.Generator) -> bool:
+    """Returns one sampled outcome of running `plan` from `state`, then the expert (mean: Q*)."""
+    steps = simulate(task, state, plan, rng)
+    end = steps[-1].state if steps else state
+    while not end.done:
+        end = task.step(end, task.expert(end), rng).state
+    return bool(end.success)
+
+
+def _row(row_id: str, kind: str, instance_id: str, segments: list[tuple[str, bool]]) -> dict[str, Any]:
+    texts = [t for t, _ in segments]
+    return {
+        "id": row_id,
+        "kind": kind,
+        "instance_id": instance_id,
+        "texts": texts,
+        "agent": [a for _, a in segments],
+        "text": "".join(texts),
+    }
+
+
+def rows_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    """Returns rows of the common schema (COLUMNS) as a Dataset."""
+    return Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS})
+
+
+def count_tokens(text: str) -> int:
+    """Returns the number of tokens of `text` for the tiny WordLevel tokenizer (words + newlines)."""
+    return len(text.split()) + text.count("\n")
+
+
+def coverage(task: Task, splits: Splits, expert: list[Episode], world: list[Episode]) -> dict[str, float]:
+    """Returns held-out coverage: how much of the test split needs what only D_world shows.
+
+    - `test_needs_unseen`: share of test instances whose required parts (transitions, documents
+      or states) include one that no train expert episode shows.
+    - `unseen_in_world`: share of those unseen parts that the exploration episodes show.
+    """
+    seen_by_expert = frozenset().union(*(episode_items(task, e) for e in expert))
+    seen_by_world = frozenset().union(*(episode_items(task, e) for e in world))
+    unseen = [task.required(inst) - seen_by_expert for inst in splits.test]
+    novel = frozenset().union(*unseen)
+    return {
+        "test_needs_unseen": float(np.mean([bool(u) for u in unseen])) if unseen else 0.0,
+        "unseen_parts": float(len(novel)),
+        "unseen_in_world": len(novel & seen_by_world) / len(novel) if novel else 1.0,
+        "expert_parts": float(len(seen_by_expert)),
+        "world_parts": float(len(seen_by_world)),
+    }
+
+
+def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
+    """Returns D_expert, D_look and D_world of `task` for `seed`, per DESIGN.md section 5."""
+    splits = task.splits(seed)
+    experts = expert_episodes(task, splits.train, seed)
+    expert_rows = [react_row(task, e, f"expert-{i}") for i, e in enumerate(experts)]
+    look_rows = [look_row(task, e, data.look_k, f"look-{i}") for i, e in enumerate(experts)]
+    faults.point("data")
+    explored = world_episodes(task, data.world_episodes, seed)
+    outcome_rng = np.random.default_rng([seed, SALT_OUTCOME])
+    world_rows = []
+    for i, episode in enumerate(explored):
+        text = world_text(task, episode, data.look_k, data.outcome_every, outcome_rng)
+        world_rows.append(_row(f"world-{i}", "world", episode.instance_id, [(text, True)]))
+    world_rows += _expert_mix(expert_rows, world_rows, data.expert_share)
+    return Corpora(
+        expert=rows_dataset(expert_rows),
+        look=rows_dataset(look_rows),
+        world=rows_dataset(world_rows),
+        expert_episodes=experts,
+        world_episodes=explored,
+        coverage=coverage(task, splits, experts, explored),
+    )
+
+
+def _expert_mix(expert_rows: list[dict], world_rows: list[dict], share: float) -> list[dict]:
+    """Returns D_expert rows (cycled) whose tokens make up `share` of the mixed corpus."""
+    if share <= 0 or not expert_rows:
+        return []
+    world_tokens = sum(count_tokens(r["text"]) for r in world_rows)
+    wanted = share / (1 - share) * world_tokens if share < 1 else world_tokens
+    mixed, tokens = [], 0
+    for i in itertools.count():
+        if tokens >= wanted:
+            break
+        row = dict(expert_rows[i % len(expert_rows)], id=f"world-expert-{i}")
+        mixed.append(row)
+        tokens += count_tokens(row["text"])
+    return mixed
+
+
+def corpus_stats(corpora: Corpora) -> dict[str, Any]:
+    """Returns rows and tokens of each dataset and the coverage numbers, for printing and manifests."""
+    stats: dict[str, Any] = {}
+    for name in ("expert", "look", "world"):
+        ds: Dataset = getattr(corpora, name)
+        agent_tokens = sum(
+            count_tokens(t) for texts, flags in zip(ds["texts"], ds["agent"]) for t, a in zip(texts, flags) if a
+        )
+        stats[f"D_{name}"] = {
+            "rows": len(ds),
+            "tokens": sum(count_tokens(t) for t in ds["text"]),
+            "agent_tokens": agent_tokens,
+        }
+    stats["coverage"] = corpora.coverage
+    stats["expert_success"] = float(np.mean([e.success for e in corpora.expert_episodes]))
+    return stats
+
+
+def check_out_dir(out: Path) -> None:
+    """Raises HarnessError unless `out` is free or an earlier data build's folder (which a build replaces whole)."""
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "stats.json").is_file():
+        raise HarnessError(
+            f"--out {out} holds files that were not written by `harness data build`; choose an empty or new folder"
+        )
+
+
+def save_corpora(corpora: Corpora, out: Path, stats: dict[str, Any], extra: dict[str, str] | None = None) -> Path:
+    """Writes the three datasets (jsonl), `extra` files (name -> text) and stats.json to `out`
+    atomically; returns `out`."""
+    check_out_dir(out)
+    with atomic_dir(out) as tmp:
+        for name in ("expert", "look", "world"):
+            getattr(corpora, name).to_json(tmp / f"D_{name}.jsonl", lines=True)
+        for filename, text in (extra or {}).items():
+            (tmp / filename).write_text(text)
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    return out

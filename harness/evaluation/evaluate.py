@@ -1,0 +1,189 @@
+"""Evaluates a trained method on a task's test split and writes the run (DESIGN.md sections 7-8).
+
+Episode i of a split draws its world noise from (seed, SALT_EVAL, i) whatever the method, so two
+methods are compared episode by episode on the same noise. Decoding is greedy; selection gain
+samples N first moves per test instance and scores each plan by its Q*.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.agent import AgentEpisode, Sampling, run_episodes
+from harness.core import faults
+from harness.core.config import Profile, as_dict, build_dataclass, config_hash, doc
+from harness.core.registry import make_task
+from harness.core.runs import git_commit, run_dir, run_lock, versions, write_run
+from harness.core.traces import ForesightBlock
+from harness.data.recipes import expert_episodes, react_row
+from harness.evaluation.scoring import episode_record, run_metrics
+from harness.training.models import stop_token_ids
+from harness.training.train import load_checkpoint, method_and_task, train_method
+from tasks.base import Task, play
+
+SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the test split is played."""
+
+    batch_size: int = doc(64, "episodes advanced together in one batch")
+    max_turn_tokens: int = doc(48, "longest agent turn in tokens")
+    candidates: int = doc(8, "first moves sampled per test instance for selection gain (0 = skip)")
+    candidate_temperature: float = doc(1.0, "sampling temperature of those candidates")
+
+
+def play_split(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    instances: Sequence[Any],
+    fmt: str,
+    seed: int,
+    settings: EvalSettings,
+    sampling: Sampling,
+    prefix: str = "",
+    salt: int = SALT_EVAL,
+    max_turns: int | None = None,
+) -> list[AgentEpisode]:
+    """Returns the agent's episode on every instance, played `settings.batch_size` at a time."""
+    stops = stop_token_ids(tokenizer)
+    episodes: list[AgentEpisode] = []
+    for start in range(0, len(instances), settings.batch_size):
+        chunk = instances[start : start + settings.batch_size]
+        rngs = [np.random.default_rng([seed, salt, start + i]) for i in range(len(chunk))]
+        episodes += run_episodes(
+            model, tokenizer, task, chunk, rngs, fmt, sampling, stops, prefix=prefix, max_turns=max_turns
+        )
+        faults.point("eval-batch")
+    return episodes
+
+
+def sample_candidates(
+    model: Any, tokenizer: Any, task: Task, instances: Sequence[Any], seed: int, settings: EvalSettings
+) -> list[list[dict[str, float]]]:
+    """Returns, per instance, the parsed first-move candidates as {p, q_star} (unparsed ones dropped)."""
+    found: list[list[dict[str, float]]] = [[] for _ in instances]
+    for c in range(settings.candidates):
+        sampling = Sampling(settings.candidate_temperature, settings.max_turn_tokens, seed=seed * 1009 + c)
+        firsts = play_split(
+            model, tokenizer, task, instances, "foresight", seed, settings, sampling, salt=SALT_CANDIDATES, max_turns=1
+        )
+        for i, episode in enumerate(firsts):
+            block = episode.turns[0].parsed
+            if isinstance(block, ForesightBlock):
+                found[i].append({"p": block.p, "q_star": task.q_star(episode.turns[0].state, block.plan)})
+    return found
+
+
+def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
+    """Returns `shots` expert episodes of the train split in the ReAct format, as a prompt prefix."""
+    train = task.splits(seed).train[:shots]
+    episodes = expert_episodes(task, train, seed + SALT_FEWSHOT)
+    return "".join(react_row(task, e, f"shot-{i}")["text"] for i, e in enumerate(episodes))
+
+
+def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> float:
+    """Returns the success of a uniformly random legal policy on `instances` (the floor to beat)."""
+
+    def choose(state: Any, rng: np.random.Generator) -> str:
+        legal = task.legal_actions(state)
+        return legal[int(rng.integers(len(legal)))]
+
+    solved = [
+        play(task, inst, choose, np.random.default_rng([seed, SALT_EVAL, i])).success
+        for i, inst in enumerate(instances)
+    ]
+    return sum(solved) / max(1, len(instances))
+
+
+def evaluate_run(
+    method_name: str, task_name: str, profile: Profile, seed: int, cache: Path, runs: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Trains what is missing, plays the test split, and writes the run; returns its path and metrics.
+
+    The run's lock is held throughout: a second process evaluating the same run exits 2 at once.
+    """
+    settings = build_dataclass(EvalSettings, profile.eval, "eval")
+    method_and_task(method_name, task_name, profile)  # bad names fail before the run's folder is made
+    path = run_dir(runs, profile.name, task_name, method_name, seed)
+    with run_lock(path):
+        metrics = _evaluate(method_name, task_name, profile, seed, cache, path, settings)
+    return path, metrics
+
+
+def _evaluate(
+    method_name: str, task_name: str, profile: Profile, seed: int, cache: Path, path: Path, settings: EvalSettings
+) -> dict[str, Any]:
+    started = time.time()
+    method, checkpoint, outcomes = train_method(method_name, task_name, profile, seed, cache)
+    trained = time.time()
+    task = make_task(task_name, profile.tasks[task_name])
+    model, tokenizer = load_checkpoint(checkpoint)
+    test = task.splits(seed).test
+    prefix = few_shot_prefix(task, seed, method.few_shot) if method.few_shot else ""
+    greedy = Sampling(0.0, settings.max_turn_tokens, seed)
+    episodes = play_split(model, tokenizer, task, test, method.fmt, seed, settings, greedy, prefix=prefix)
+    candidates = (
+        sample_candidates(model, tokenizer, task, test, seed, settings)
+        if method.verbal_p and settings.candidates
+        else [[] for _ in test]
+    )
+    rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
+    records = [episode_record(task, i, e, rng, candidates[i]) for i, e in enumerate(episodes)]
+    metrics = run_metrics(records, method.verbal_p, seed, profile.data.look_k)
+    metrics["cost"] = {
+        "training_tokens": sum(int(o.stats.get("tokens_seen") or 0) for o in outcomes),
+        "stages": {
+            o.name: {"hash": o.hash, "tokens_seen": o.stats.get("tokens_seen"), "steps": o.stats.get("steps")}
+            for o in outcomes
+        },
+    }
+    metrics["random_policy_success"] = random_policy_success(task, test, seed)
+    metrics["identity"] = {"method": method_name, "task": task_name, "profile": profile.name, "seed": seed}
+    manifest = {
+        "profile": as_dict(profile),
+        "config_hash": config_hash(profile),
+        "method": method_name,
+        "task": task_name,
+        "seed": seed,
+        "checkpoint": checkpoint.hash,
+        "stages": [{"name": o.name, "hash": o.hash, "reused": o.reused, **o.stats} for o in outcomes],
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "wall_s": {"train": round(trained - started, 2), "eval": round(time.time() - trained, 2)},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "determinism": determinism(),
+    }
+    write_run(path, manifest, records, metrics)
+    return metrics
+
+
+def determinism() -> dict[str, Any]:
+    """Returns what the bytes of metrics.json and episodes.jsonl depend on besides the config and seed."""
+    return {
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "packages": {k: v for k, v in versions().items() if k != "torch_threads"},
+        "note": "same seed, config, package versions and thread count on CPU give byte-identical "
+        "metrics.json and episodes.jsonl (tests/integration/test_reliability.py checks it)",
+    }
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """Returns a run's one-line summary: success with its CI and n, format rate, random policy."""
+    s = metrics["success_ci"]
+    return (
+        f"success {s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] n={s['n']}, "
+        f"format rate {metrics['format_rate']:.3f}, random policy {metrics['random_policy_success']:.3f}"
+    )

@@ -1,0 +1,223 @@
+"""REPORT.md: the paper's claims C1-C4, each with the evidence of this run, for or against.
+
+Every verdict is computed from paired-bootstrap CIs (harness.evaluation.compare), task by task:
+'supports' when the CI lies wholly on the side the paper claims, 'contradicts' when it lies
+wholly on the other side, 'inconclusive' when it covers zero or the metric is undefined.
+No threshold is tuned to make a claim pass; the rules are stated in the report itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.core.config import Profile
+from harness.core.errors import HarnessError
+from harness.core.registry import method_factory
+from harness.core.runs import versions
+from harness.evaluation.compare import compare_table, load_pairs
+
+
+@dataclass(frozen=True)
+class Test:
+    """One comparison that bears on a claim: method vs baseline on a metric, and the claimed sign."""
+
+    claim: str
+    method: str
+    baseline: str
+    metric: str
+    sign: int
+    """+1: the paper says method > baseline on this metric; -1: method < baseline."""
+    why: str
+
+
+def claim_tests(profile: Profile) -> list[Test]:
+    """Returns the comparisons behind C1-C4 for the profile's method, baselines and ablations."""
+    m, ablations = profile.method, set(profile.ablations)
+    tests = [
+        Test("C1", m, "sft-mimic", "fidelity@1", +1, "mimicry predicts observations worse than foresight"),
+        Test("C1", m, "sft-mimic", "q_error", -1, "mimicry's p is further from Q*"),
+        Test("C1", m, "sft-mimic", "ece_all", -1, "mimicry is worse calibrated"),
+        Test("C2", "foresight-no-rl", "sft-mimic", "fidelity@1", +1, "WM-AMT before the same D_look adds capability"),
+        Test("C2", m, "foresight-no-rl", "ece_all", -1, "FC-RL refines calibration"),
+        Test("C2", m, "foresight-no-rl", "selection_gain", +1, "FC-RL makes p more useful for choosing plans"),
+    ]
+    tests += [Test("C3", m, b, "success", +1, f"foresight beats {b}") for b in profile.baselines]
+    tests += [
+        Test("C4", m, "foresight-no-amt", "success", +1, "capability first: without WM-AMT success drops"),
+        Test("C4", m, "foresight-no-amt", "fidelity@1", +1, "capability first: without WM-AMT fidelity drops"),
+        Test("C4", m, "sft-mimic-plus-world", "success", +1, "it is not just more data: world data as SFT is worse"),
+    ]
+    return [t for t in tests if {t.method, t.baseline} - {m} <= ablations | set(profile.methods)]
+
+
+def verdict(row: pd.Series, sign: int) -> str:
+    """Returns 'supports', 'contradicts' or 'inconclusive' for one compared metric."""
+    if row["ci_low"] is None or pd.isna(row["ci_low"]):
+        return "inconclusive"
+    low, high = sign * row["ci_low"], sign * row["ci_high"]
+    if min(low, high) > 0:
+        return "supports"
+    if max(low, high) < 0:
+        return "contradicts"
+    return "inconclusive"
+
+
+def _fmt(value: object) -> str:
+    return "-" if value is None or (isinstance(value, float) and pd.isna(value)) else f"{value:.3f}"
+
+
+def evidence(profile: Profile, runs: Path, tests: Sequence[Test]) -> pd.DataFrame:
+    """Returns one row per (test, task) with both values, the difference, its CI and the verdict."""
+    rows = []
+    tables: dict[tuple[str, str], pd.DataFrame] = {}
+    for t in tests:
+        key = (t.method, t.baseline)
+        if key not in tables:
+            seeds = profile.seeds if {t.method, t.baseline} <= set(profile.methods) else profile.ablation_seeds
+            try:
+                pairs = load_pairs(profile, runs, t.method, t.baseline, list(profile.tasks), seeds)
+            except HarnessError:
+                tables[key] = pd.DataFrame()
+                continue
+            verbal = (method_factory(t.method)(profile).verbal_p, method_factory(t.baseline)(profile).verbal_p)
+            tables[key] = compare_table(pairs, verbal, profile.data.look_k)
+        table = tables[key]
+        for _, row in table[table["metric"] == t.metric].iterrows() if len(table) else []:
+            rows.append(
+                {
+                    "claim": t.claim,
+                    "test": f"{t.method} vs {t.baseline}: {t.metric}",
+                    "why": t.why,
+                    "task": row["task"],
+                    "method": row["method"],
+                    "baseline": row["baseline"],
+                    "diff": row["diff"],
+                    "ci_low": row["ci_low"],
+                    "ci_high": row["ci_high"],
+                    "seeds": row["seeds"],
+                    "episodes": row["episodes"],
+                    "verdict": verdict(row, t.sign),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def claim_summary(rows: pd.DataFrame, claim: str) -> str:
+    """Returns one sentence counting the verdicts behind a claim."""
+    part = rows[rows["claim"] == claim] if len(rows) else rows
+    if not len(part):
+        return "no runs bear on this claim yet."
+    counts = part["verdict"].value_counts()
+    s, c, i = (int(counts.get(k, 0)) for k in ("supports", "contradicts", "inconclusive"))
+    overall = "supported" if s and not c and s >= i else "contradicted" if c and not s and c >= i else "not established"
+    return f"**{overall}** here: {s} comparison(s) support it, {c} contradict it, {i} are inconclusive."
+
+
+CLAIMS = {
+    "C1": "Plain SFT on look-ahead traces (sft-mimic) learns the format of foresight, not the capability.",
+    "C2": "WM-AMT, then FE-SFT, then FC-RL fixes it: capability from mid-training, calibration from RL.",
+    "C3": "The method beats ReAct, sft-mimic and vanilla RL on search and math tasks.",
+    "C4": "Capability must come first: the order of the stages matters, and it is not just more data.",
+}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Wall time and peak memory of one `harness reproduce` call."""
+
+    wall_s: float
+    peak_mb: float
+    """Peak resident memory of the reproduce process itself."""
+    worker_peak_mb: float
+    """Peak resident memory of its largest worker process (0 without workers, i.e. --jobs 1)."""
+    jobs: int
+
+    def lines(self) -> list[str]:
+        """Returns the report's bullet points for this cost."""
+        memory = f"- peak resident memory: reproduce process {self.peak_mb:.0f} MiB"
+        if self.jobs > 1:
+            bound = self.peak_mb + self.jobs * self.worker_peak_mb
+            memory += (
+                f", largest of its worker processes {self.worker_peak_mb:.0f} MiB; with --jobs {self.jobs} "
+                f"at most {bound:.0f} MiB at once"
+            )
+        return [
+            f"- wall time of this `harness reproduce`: {self.wall_s / 60:.1f} min"
+            " (runs already in the store are not re-timed)",
+            memory,
+        ]
+
+
+def write_report(
+    profile: Profile,
+    runs: Path,
+    summary: pd.DataFrame,
+    out: Path,
+    cost: Cost | None,
+    rows: pd.DataFrame | None = None,
+) -> str:
+    """Returns the text of REPORT.md (the caller writes it) built from the run store.
+
+    `cost` is None when the report is rebuilt from stored runs (`harness report`), which times nothing.
+    `rows` are the claim tests' evidence, if the caller computed them already (before timing itself).
+    """
+    rows = evidence(profile, runs, claim_tests(profile)) if rows is None else rows
+    lines = [
+        f"# Reproduction report: profile `{profile.name}`",
+        "",
+        "Built by `harness reproduce` from the runs in the store; every number below comes from their",
+        "`episodes.jsonl`. Verdict rule, per task: the 95% paired-bootstrap CI of (method - baseline) lies",
+        "wholly on the side the paper claims (supports), wholly on the other side (contradicts), or covers 0",
+        "(inconclusive). A claim is *supported* here when supporting comparisons outnumber inconclusive ones",
+        "and none contradicts it, *contradicted* in the mirror case, and *not established* otherwise.",
+        "",
+        f"Seeds: {profile.seeds} (ablations: {profile.ablation_seeds}). Tasks: {', '.join(profile.tasks)}.",
+        "",
+    ]
+    for claim, text in CLAIMS.items():
+        lines += [f"## {claim}. {text}", "", claim_summary(rows, claim), ""]
+        part = rows[rows["claim"] == claim] if len(rows) else rows
+        if len(part):
+            lines += [
+                "| comparison | task | method | baseline | diff | 95% CI | verdict |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for _, r in part.iterrows():
+                lines.append(
+                    f"| {r['test']} | {r['task']} | {_fmt(r['method'])} | {_fmt(r['baseline'])} | {_fmt(r['diff'])} "
+                    f"| [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['verdict']} |"
+                )
+            lines.append("")
+    lines += ["## Results by method and task (mean over seeds)", ""]
+    cols = [
+        "task",
+        "method",
+        "seeds",
+        "success",
+        "success_per_seed",
+        "random_policy",
+        "format_rate",
+        "fidelity@1",
+        "ece_all",
+        "q_error",
+        "selection_gain",
+        "training_tokens",
+    ]
+    shown = summary[[c for c in cols if c in summary]].astype(object)
+    shown = shown.where(summary[[c for c in cols if c in summary]].notna(), "-")
+    lines += [shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).to_markdown(index=False), ""]
+    lines += [
+        "A dash means the metric does not apply (no verbal p) or no episode defined it.",
+        "",
+        "## Cost and environment",
+        "",
+        *(cost.lines() if cost else ["- wall time and peak memory: not measured (rebuilt by `harness report`)"]),
+        "- " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+        "",
+        "Figures: `results/figures/`. Tables: `results/tables/`.",
+    ]
+    return "\n".join(lines) + "\n"

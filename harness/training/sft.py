@@ -1,0 +1,224 @@
+"""The sft and wm-amt stages through TRL's SFTTrainer.
+
+sft (agentic SFT, also FE-SFT and sft-mimic): pre-tokenized episodes with `assistant_masks`
+marking the agent's tokens, so observations and prompts are context, not targets.
+wm-amt: the same trainer on whole texts with the full language-model loss.
+The step budget comes from a token budget, so methods can be compared at matched tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import SFTConfig, SFTTrainer
+
+from harness.agent import encode_segments
+from harness.core import faults
+from harness.core.store import atomic_write_text
+from harness.training.stages import SftSettings
+
+SALT_ORDER = 808
+"""Salt of the stream that orders length-grouped SFT batches."""
+
+
+class JsonlLog(TrainerCallback):
+    """Appends every trainer log (loss, reward, tokens seen) as one json line; shows progress about 20 times.
+
+    `extra`, if given, is called at each log for more fields (the GRPO stage's step timings).
+    """
+
+    def __init__(self, path: Path, label: str, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.path = path
+        self.label = label
+        self.extra = extra
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs:
+            return
+        extra = self.extra() if self.extra else {}
+        record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs, **extra}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        loss = logs.get("loss")
+        reward = logs.get("reward")
+        shown = f"loss {loss:.3f}" if isinstance(loss, float) else ""
+        shown += f" reward {reward:.3f}" if isinstance(reward, float) else ""
+        if not shown or state.global_step % max(1, state.max_steps // 20) and state.global_step != state.max_steps:
+            return
+        print(f"  [{self.label}] step {state.global_step}/{state.max_steps} {shown}", flush=True)
+
+
+class StepFaults(TrainerCallback):
+    """Passes the fault-injection point `<kind>-step` at the end of every optimizer step (harness.core.faults)."""
+
+    def __init__(self, kind: str) -> None:
+        self.point = f"{kind}-step"
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        faults.point(self.point)
+
+
+def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int) -> Dataset:
+    """Returns `input_ids` and `assistant_masks` per row (all ones under the full LM loss)."""
+
+    def encode(row: dict[str, Any]) -> dict[str, Any]:
+        flags = [True] * len(row["texts"]) if full_loss else row["agent"]
+        ids, mask = encode_segments(tokenizer, row["texts"], flags)
+        eos = tokenizer.eos_token_id
+        if full_loss and eos is not None:
+            ids, mask = ids + [eos], mask + [1]
+        return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length]}
+
+    return rows.map(encode, remove_columns=rows.column_names)
+
+
+def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
+    """Returns the TrainingArguments every stage shares: CPU-safe, seeded, resumable, no reporting."""
+    return {
+        "output_dir": str(work_dir),
+        "save_steps": save_every,
+        "save_total_limit": 1,
+        "report_to": [],
+        "use_cpu": True,
+        "gradient_checkpointing": False,
+        "bf16": False,
+        "seed": seed,
+        "data_seed": seed,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+
+
+def latest_checkpoint(work_dir: Path) -> str | None:
+    """Returns the newest complete TRL checkpoint directory in `work_dir`, if an interrupted run left one.
+
+    The Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint whose
+    trainer_state.json is missing or cut short was being written when the process died; the
+    previous one (kept until the new one is complete) is used instead.
+    """
+    found = []
+    for path in work_dir.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if step.isdigit():
+            found.append((int(step), path))
+    return str(max(found)[1]) if found else None
+
+
+def resume_point(work_dir: Path) -> str | None:
+    """Returns the checkpoint to resume from (or None), after cutting log.jsonl back to that checkpoint.
+
+    Lines logged after the checkpoint by the killed process are logged again by the resumed one,
+    and so is the summary line that ends a training run (`train_loss`, ...); a line cut short
+    by the kill is dropped. The log then reads as if training had never stopped.
+    """
+    checkpoint = latest_checkpoint(work_dir)
+    log = work_dir / "log.jsonl"
+    if log.exists():
+        step = int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step and "train_loss" not in record:
+                kept.append(line + "\n")
+        atomic_write_text(log, "".join(kept))
+    return checkpoint
+
+
+def length_grouped_order(
+    lengths: list[int], batch_size: int, steps: int, rng: np.random.Generator, group: int = 50
+) -> list[int]:
+    """Returns `steps * batch_size` row indices, read in order, whose batches hold rows of similar length.
+
+    Epoch after epoch, the rows are shuffled and cut into groups of `group` batches; each group is
+    sorted by length and cut into batches, and the batches of a group are shuffled (a group's
+    short last batch is left out of that epoch). Every row is used once per epoch but those few.
+    """
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        perm = rng.permutation(len(lengths))
+        for start in range(0, len(perm), group * batch_size):
+            chunk = sorted(perm[start : start + group * batch_size].tolist(), key=lambda i: lengths[i])
+            batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+            # A short batch would shift every later batch off its boundary: its rows wait an epoch.
+            batches = [b for b in batches if len(b) == batch_size] or batches
+            order += [i for b in rng.permutation(len(batches)) for i in batches[b]]
+    return order[: steps * batch_size]
+
+
+def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[int]:
+    """Returns the rows, in reading order, that a length-grouped sft stage of `seed` trains on."""
+    return length_grouped_order(lengths, batch_size, steps, np.random.default_rng([seed, SALT_ORDER]))
+
+
+def train_sft(
+    model: Any,
+    tokenizer: Any,
+    rows: Dataset,
+    settings: SftSettings,
+    full_loss: bool,
+    work_dir: Path,
+    seed: int,
+    label: str,
+) -> dict[str, Any]:
+    """Trains `model` in place on `rows`; returns steps, tokens seen and first/last loss."""
+    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length)
+    mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
+    steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
+    args = SFTConfig(
+        max_steps=steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, int(settings.warmup_ratio * steps)),
+        weight_decay=settings.weight_decay,
+        max_length=settings.max_length,
+        # Every step: a loss logged over a window of steps would average a different window after
+        # a resume (the trainer restarts its window there), and the log would then differ.
+        logging_steps=1,
+        # Non-padding tokens, counted in the trainer state: a resumed run restores the count from its
+        # checkpoint (TRL's own `num_tokens` log restarts from zero on resume).
+        include_num_input_tokens_seen="non_padding",
+        # Length grouping is done here, in a fixed order drawn from the seed, and read sequentially:
+        # transformers' LengthGroupedSampler draws from the global torch RNG, whose state differs in
+        # a resumed process, so a resumed stage would see other batches than an unbroken one.
+        train_sampling_strategy="sequential" if settings.group_by_length else "random",
+        **trainer_args(work_dir, settings.save_every, seed),
+    )
+    log_path = work_dir / "log.jsonl"
+    checkpoint = resume_point(work_dir)
+    if settings.group_by_length:
+        lengths = [len(ids) for ids in data["input_ids"]]
+        data = data.select(stage_order(lengths, settings.batch_size, steps, seed))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        callbacks=[JsonlLog(log_path, label), StepFaults("wm-amt" if full_loss else "sft")],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    return {
+        "steps": steps,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+    }

@@ -1,0 +1,115 @@
+"""Stages: (input checkpoint, data recipe, trainer settings) -> checkpoint, cached by content hash.
+
+A stage's hash covers its kind, data recipe, agent format, rewards, trainer settings, the hash of
+its input checkpoint and the hash of its data (task, knobs, data spec, seed). Methods that share a
+prefix of stages therefore share the checkpoints (vanilla-rl reuses react's sft; the ablations
+reuse foresight's stages). A finished stage directory holds the HF checkpoint, `log.jsonl` (loss,
+reward and tokens seen per logged step) and `stage.json`, written last with the sha256 of every
+weight file: a directory without it is not a finished stage, and one whose weights no longer
+match it is corrupt. A finished stage is never changed in place: a corrupt one is reported (the
+command exits 2 naming the file) and retrained only once the user has deleted it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.core.config import build_dataclass, config_hash, doc
+from harness.core.traces import FORMAT_VERSION
+
+STAGE_KINDS = ("sft", "wm-amt", "grpo")
+"""sft: agentic SFT, loss on agent tokens; wm-amt: full LM loss on text; grpo: RL through our agent loop."""
+DATA_RECIPES = ("expert", "look", "world", "look+world", "prompts")
+
+
+@dataclass(frozen=True)
+class SftSettings:
+    """Trainer settings of an sft or wm-amt stage (TRL SFTTrainer)."""
+
+    tokens: int = doc(200_000, "training budget in tokens (every token in the batches, context included)")
+    lr: float = doc(1e-3, "peak learning rate (cosine schedule)")
+    batch_size: int = doc(16, "sequences per optimizer step")
+    warmup_ratio: float = doc(0.05, "share of steps spent warming up")
+    weight_decay: float = doc(0.0, "AdamW weight decay")
+    max_length: int = doc(1024, "longest sequence in tokens; longer ones are truncated")
+    group_by_length: bool = doc(
+        True, "batch examples of similar length (within random groups of 50 batches' worth) to cut padding"
+    )
+    save_every: int = doc(100, "steps between resumable TRL checkpoints")
+
+
+@dataclass(frozen=True)
+class GrpoSettings:
+    """Trainer settings of a grpo stage (TRL GRPOTrainer with our multi-turn rollout_func)."""
+
+    steps: int = doc(20, "optimizer steps")
+    prompts_per_step: int = doc(4, "distinct train instances per step")
+    num_generations: int = doc(8, "episodes per instance (the GRPO group)")
+    lr: float = doc(5e-5, "learning rate")
+    temperature: float = doc(1.0, "sampling temperature of the rollouts")
+    beta: float = doc(0.0, "KL coefficient against the reference model (0 = no reference model)")
+    max_turn_tokens: int = doc(40, "longest agent turn in tokens")
+    lambda_cal: float = doc(0.5, "weight of the calibration reward 1 - (p - outcome)^2")
+    lambda_fid: float = doc(0.5, "weight of the rollout-fidelity reward")
+    save_every: int = doc(10, "steps between resumable TRL checkpoints")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a method, as data."""
+
+    name: str
+    """Display name (wm-amt, fe-sft, fc-rl, sft, rl); not part of the hash."""
+    kind: str
+    data: str
+    fmt: str
+    """Agent format the stage trains (react | foresight); wm-amt trains plain text."""
+    settings: SftSettings | GrpoSettings
+
+
+def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSettings | GrpoSettings:
+    """Returns the trainer settings of a stage kind from a profile mapping; HarnessError on bad keys."""
+    return build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
+
+
+def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
+    """Returns the cache key of a stage: everything it depends on, but not its display name."""
+    return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, spec.settings, input_hash, data_hash)
+
+
+def weight_checksums(directory: Path) -> dict[str, str]:
+    """Returns the sha256 of every weight file (safetensors or bin) in `directory`."""
+    sums = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix in (".safetensors", ".bin") and path.is_file():
+            sums[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
+
+
+def stage_problem(directory: Path) -> str | None:
+    """Returns why a stage directory that has its stage.json is corrupt, or None when its weights check out."""
+    try:
+        stored = json.loads((directory / "stage.json").read_text())["checksums"]
+        if not isinstance(stored, dict) or not stored:
+            return "stage.json lists no weight checksums"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "stage.json is unreadable"
+    found = weight_checksums(directory)
+    for name, digest in sorted(stored.items()):
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest:
+            return f"{name} does not match the sha256 in stage.json"
+    extra = sorted(set(found) - set(stored))
+    return f"{extra[0]} is not listed in stage.json" if extra else None
+
+
+def stage_status(directory: Path) -> str:
+    """Returns 'missing', 'complete' or 'corrupt' for a stage directory in the cache."""
+    if not (directory / "stage.json").exists():
+        return "missing"
+    return "corrupt" if stage_problem(directory) else "complete"

@@ -1,0 +1,75 @@
+"""Whatever a model writes, scoring never raises and every unparsed turn counts against the format rate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.agent import AgentEpisode, Turn, action_of
+from harness.core.config import load_profile
+from harness.core.registry import make_task
+from harness.core.traces import ParseError, normalize, parse_turn
+from harness.evaluation.scoring import episode_record, run_metrics
+
+SMOKE = load_profile("smoke")
+TASK = make_task("graph-nav", SMOKE.tasks["graph-nav"])
+INSTANCES = TASK.splits(0).test[:3]
+WORDS = sorted(TASK.vocabulary())
+
+
+def _foresight_like() -> st.SearchStrategy[str]:
+    """Returns texts shaped like foresight blocks: mostly well formed, some with a wrong count, p or action."""
+    step = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
+    p = st.one_of(st.sampled_from(["0.0", "0.3", "1.0"]), st.floats(allow_nan=True, allow_infinity=True).map(str))
+
+    @st.composite
+    def block(draw: st.DrawFn) -> str:
+        n = draw(st.integers(1, 3))
+        plan = draw(st.lists(step, min_size=n, max_size=n))
+        rollout = draw(st.lists(step, min_size=n, max_size=n + draw(st.integers(0, 1))))
+        action = draw(st.one_of(st.just(plan[0]), step))
+        steps = " ; ".join(f"{a} -> {o}" for a, o in zip(plan, rollout)) + "".join(f" ; {o}" for o in rollout[n:])
+        return f"think {draw(step)} plan {steps} p {draw(p)} act {action}"
+
+    return block()
+
+
+OUTPUTS = st.lists(st.one_of(st.text(max_size=60), _foresight_like()), min_size=1, max_size=8)
+
+
+def play(outputs: list[str], instance, seed: int) -> AgentEpisode:
+    """Returns the episode the agent loop makes of these outputs, one per turn (until the world says done)."""
+    rng = np.random.default_rng(seed)
+    state = TASK.reset(instance)
+    episode = AgentEpisode(instance.id, TASK.prompt(state))
+    for output in outputs:
+        if state.done:
+            break
+        parsed = parse_turn(output, "foresight")
+        action = normalize(action_of(parsed))
+        result = TASK.step(state, action, rng)
+        episode.turns.append(Turn(state, normalize(output), parsed, action, result.observation))
+        state = result.state
+        episode.success = result.reward > 0
+    episode.final_state = state
+    return episode
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OUTPUTS, min_size=1, max_size=3), st.integers(0, 1000))
+def test_any_output_is_scored_and_parse_failures_count_in_the_format_rate(outputs, seed: int) -> None:
+    episodes = [play(out, INSTANCES[i], seed) for i, out in enumerate(outputs)]
+    rng = np.random.default_rng(seed)
+    records = [json.loads(json.dumps(episode_record(TASK, i, e, rng))) for i, e in enumerate(episodes)]
+    metrics = run_metrics(records, True, seed, SMOKE.data.look_k)
+    turns = [t for e in episodes for t in e.turns]
+    parsed = [not isinstance(t.parsed, ParseError) for t in turns]
+    assert metrics["format_rate"] == sum(parsed) / len(turns)
+    recorded = [t for r in records for t in r["turns"]]
+    assert [t["parsed"] is not None for t in recorded] == parsed
+    assert all(t["error"] for t, ok in zip(recorded, parsed) if not ok)
+    if not any(parsed):
+        assert metrics["ece_all"] is None and metrics["fidelity@1"] is None  # a dash, not a zero
