@@ -73,6 +73,14 @@ def load_pairs(
     return pairs
 
 
+def resample_within(offsets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Returns one bootstrap resample of record indices, drawn with replacement within every group
+    [offsets[i], offsets[i + 1]) (a (task, seed) run), so each group keeps its size."""
+    return np.concatenate(
+        [lo + rng.integers(0, hi - lo, hi - lo) for lo, hi in zip(offsets[:-1], offsets[1:]) if hi > lo]
+    )
+
+
 def compare_table(
     pairs: Sequence[Pair], verbal: tuple[bool, bool], max_k: int, seed: int = 0, n_resamples: int = 1000
 ) -> pd.DataFrame:
@@ -90,9 +98,7 @@ def compare_table(
         b_point = parts_metrics(b_parts, verbal[1], max_k)
         diffs: dict[str, list[float]] = {k: [] for k in a_point}
         for _ in range(n_resamples):
-            index = np.concatenate(
-                [lo + rng.integers(0, hi - lo, hi - lo) for lo, hi in zip(offsets[:-1], offsets[1:]) if hi > lo]
-            )
+            index = resample_within(offsets, rng)
             ra = parts_metrics([a_parts[i] for i in index], verbal[0], max_k)
             rb = parts_metrics([b_parts[i] for i in index], verbal[1], max_k)
             for key in diffs:
@@ -247,9 +253,7 @@ def level_table(
         point = parts_metrics(parts, verbal, max_k)
         draws: dict[str, list[float]] = {k: [] for k in point}
         for _ in range(n_resamples):
-            index = np.concatenate(
-                [lo + rng.integers(0, hi - lo, hi - lo) for lo, hi in zip(offsets[:-1], offsets[1:]) if hi > lo]
-            )
+            index = resample_within(offsets, rng)
             for key, value in parts_metrics([parts[i] for i in index], verbal, max_k).items():
                 if value is not None:
                     draws[key].append(value - bar)
