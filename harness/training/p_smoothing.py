@@ -10,7 +10,8 @@ Every other position keeps the plain next-token cross-entropy. It is one setting
 that writes p (sft-mimic's and FE-SFT's), so the methods that write p are treated alike.
 
 It goes in through the trainer's own `compute_loss_func` hook; it needs every p value to be one
-token of the vocabulary (the tiny models), and a BPE tokenizer is refused.
+token of the vocabulary (the tiny models); with a BPE model (`--model`) the stage trains without it
+and says so on stderr.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,11 @@ def p_loss(tokenizer: Any, data: Dataset, amount: float, full_loss: bool) -> Any
         raise HarnessError(f"p_smoothing must lie in [0, 0.5), got {amount}")
     if amount == 0.0 or full_loss:
         return None
-    p_id, values = p_token_ids(tokenizer)
+    try:
+        p_id, values = p_token_ids(tokenizer)
+    except HarnessError as error:  # a BPE model (--model): its p values span several tokens
+        print(f"note: {error}; this stage trains without it", file=sys.stderr)
+        return None
     value_set = set(values)
     for ids, mask in zip(data["input_ids"], data["assistant_masks"]):
         if any(a == p_id and b in value_set and m for a, b, m in zip(ids, ids[1:], mask[1:])):

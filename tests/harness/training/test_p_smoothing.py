@@ -86,11 +86,12 @@ def test_hook_only_where_the_agent_writes_p():
     assert p_loss(_Words(), with_p, 0.2, full_loss=True) is None  # wm-amt: no p targets there
 
 
-def test_refusals():
+def test_refusals(capsys):
     from datasets import Dataset
 
     data = Dataset.from_dict({"input_ids": [[0, 6]], "assistant_masks": [[1, 1]]})
     with pytest.raises(HarnessError, match=r"p_smoothing must lie in \[0, 0.5\)"):
         p_loss(_Words(), data, 0.5, full_loss=False)
-    with pytest.raises(HarnessError, match="one token"):
-        p_loss(_Words(split=True), data, 0.2, full_loss=False)
+    # A tokenizer that splits a p value (a BPE model given with --model) trains without smoothing, and says so.
+    assert p_loss(_Words(split=True), data, 0.2, full_loss=False) is None
+    assert "p_smoothing needs every p value 0.0 ... 1.0 to be one token" in capsys.readouterr().err
