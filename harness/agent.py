@@ -65,6 +65,37 @@ class AgentEpisode:
     """Sampling log-probability of each completion token (0.0 for world tokens)."""
 
 
+REACT_RULES = (
+    "Solve the task in turns. In each turn write exactly one line: 'think <what you need next> act <action>'. "
+    "The environment answers on a line that starts with 'obs'."
+)
+FORESIGHT_RULES = (
+    "Solve the task in turns. Before each action, look ahead: write exactly one line "
+    "'think <what you need next> plan <action> -> <the result you expect> ; <next action> -> <the result you expect> "
+    "p <a number from 0.0 to 1.0: how likely this plan, then finishing the task, succeeds> act <the plan's first "
+    "action>'. The environment answers on a line that starts with 'obs'."
+)
+"""The system message a chat model reads (pretrained models only; the tiny model learns the format from data)."""
+
+
+def chat_prompt(tokenizer: Any, task: Task, fmt: str, prompt: str, prefix: str = "") -> str:
+    """Returns the text a model reads before its first turn: the prompt line, or its chat rendering.
+
+    Where the tokenizer has a chat template (instruction-tuned models), the format rules and the
+    task's actions are the system message, the few-shot examples and the prompt the user message,
+    and the agent's turns follow as the assistant's reply. Otherwise the text is `prefix + prompt`
+    on its own line, as the tiny model is trained on.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return prefix + prompt + "\n"
+    rules = FORESIGHT_RULES if fmt == "foresight" else REACT_RULES
+    actions = getattr(task, "actions_help", "")
+    system = f"{rules} {actions}".strip()
+    user = f"Examples of solved tasks:\n{prefix}\nNow solve this one.\n{prompt}" if prefix else prompt
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 def encode(tokenizer: Any, text: str) -> list[int]:
     """Returns the token ids of one segment, without special tokens (segments are encoded apart)."""
     return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -221,7 +252,7 @@ def run_episodes(
     states = [task.reset(inst) for inst in instances]
     episodes = [AgentEpisode(inst.id, task.prompt(s)) for inst, s in zip(instances, states, strict=True)]
     for ep in episodes:
-        ep.prompt_ids = encode(tokenizer, prefix + ep.prompt + "\n")
+        ep.prompt_ids = encode(tokenizer, chat_prompt(tokenizer, task, fmt, ep.prompt, prefix))
     playing = [not s.done and max_turns != 0 for s in states]
     if not any(playing):
         return _finish(episodes, states)

@@ -66,12 +66,21 @@ class StepFaults(TrainerCallback):
         faults.point(self.point)
 
 
-def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int) -> Dataset:
-    """Returns `input_ids` and `assistant_masks` per row (all ones under the full LM loss)."""
+def tokenize_rows(
+    rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int, render: Callable[[str], str] | None = None
+) -> Dataset:
+    """Returns `input_ids` and `assistant_masks` per row (all ones under the full LM loss).
+
+    `render`, if given, turns an agentic row's prompt (its first segment, without the newline) into
+    the text the agent loop shows the model (a chat template's rendering; see harness.agent.chat_prompt).
+    """
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
         flags = [True] * len(row["texts"]) if full_loss else row["agent"]
-        ids, mask = encode_segments(tokenizer, row["texts"], flags)
+        texts = row["texts"]
+        if render is not None and not full_loss:
+            texts = [render(texts[0].removesuffix("\n")), *texts[1:]]
+        ids, mask = encode_segments(tokenizer, texts, flags)
         eos = tokenizer.eos_token_id
         if full_loss and eos is not None:
             ids, mask = ids + [eos], mask + [1]
@@ -174,9 +183,10 @@ def train_sft(
     work_dir: Path,
     seed: int,
     label: str,
+    render: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Trains `model` in place on `rows`; returns steps, tokens seen and first/last loss."""
-    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length)
+    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length, render)
     mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
     args = SFTConfig(

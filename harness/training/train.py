@@ -22,6 +22,7 @@ from typing import Any
 
 from datasets import concatenate_datasets
 
+from harness.agent import chat_prompt
 from harness.core import faults
 from harness.core.config import Profile, config_hash
 from harness.core.errors import HarnessError
@@ -74,7 +75,10 @@ def suite_vocabulary(profile: Profile) -> list[str]:
 
 def data_hash(task: Task, profile: Profile, seed: int) -> str:
     """Returns the hash of everything a task's data recipes depend on (the task's code by its version)."""
-    return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed)
+    # Tasks read from data files hash the records' content too (a path alone may change content).
+    digest = getattr(task, "data_digest", None)
+    extra = [digest()] if digest else []
+    return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed, *extra)
 
 
 def initial_checkpoint(profile: Profile, seed: int, cache: Path) -> Checkpoint:
@@ -225,7 +229,13 @@ def _train_stage(
         from harness.training.sft import train_sft
 
         rows = stage_rows(spec, task, corpora(), profile)
-        stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label)
+        render = None
+        if getattr(tokenizer, "chat_template", None):
+            # A chat model trains on prompts rendered as the agent loop shows them (harness.agent.chat_prompt).
+            def render(prompt: str) -> str:
+                return chat_prompt(tokenizer, task, spec.fmt, prompt)
+
+        stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label, render)
     stats["wall_s"] = round(time.time() - started, 2)
     stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     with atomic_dir(target) as tmp:
