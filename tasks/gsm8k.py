@@ -218,7 +218,7 @@ class Gsm8k(RecordTask):
         if not isinstance(answer, str):
             raise HarnessError(f"{where}: 'answer' is missing or not a string")
         calls, values, gold, unparsed, inexact = parse_solution(answer, where)
-        rid = str(record.get("id") or re.sub(r"\s+", "", located.where))
+        rid = str(record.get("id") or re.sub(r"\s+", "", located.where.rsplit("/", 1)[-1]))
         return MathProblem(
             f"gsm8k-{rid}", plain_text(question, RESERVED), tuple(calls), tuple(values), gold, unparsed, inexact
         )

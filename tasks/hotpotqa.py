@@ -138,7 +138,7 @@ def parse_record(record: Any, where: str) -> HotpotQuestion:
             support.append(title)
     if not support:
         raise HarnessError(f"{where}: no supporting facts")
-    rid = record.get("_id") or record.get("id") or re.sub(r"\s+", "", where)
+    rid = record.get("_id") or record.get("id") or re.sub(r"\s+", "", where.rsplit("/", 1)[-1])
     return HotpotQuestion(
         id=f"hotpotqa-{rid}",
         question=plain_text(record["question"], RESERVED),
