@@ -28,8 +28,20 @@ QUIET_ENV = {
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option(
+    "--include-path",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="a folder of your own task or method modules to import (repeatable; also HARNESS_INCLUDE_PATH)",
+)
+def cli(include_path: tuple[Path, ...]) -> None:
     """foresight-harness: foresight training (WM-AMT, FE-SFT, FC-RL) beside its baselines."""
+    from harness.core.registry import INCLUDE_ENV
+
+    if include_path:
+        # Through the environment, so that worker processes (reproduce --jobs) import them too.
+        folders = [str(p.resolve()) for p in include_path] + [os.environ.get(INCLUDE_ENV, "")]
+        os.environ[INCLUDE_ENV] = os.pathsep.join(f for f in folders if f)
 
 
 @cli.group()
