@@ -186,16 +186,19 @@ class _Batch:
 
     @torch.no_grad()
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        # The batch's bookkeeping stays on the CPU (sampling draws from a CPU generator, so a GPU run
+        # samples what a CPU run would from the same logits); only the forward pass runs on the model's device.
+        device = self.model.device
         out = self.model(
-            input_ids=ids,
-            attention_mask=self.mask,
-            position_ids=positions,
+            input_ids=ids.to(device),
+            attention_mask=self.mask.to(device),
+            position_ids=positions.to(device),
             past_key_values=self.cache,
             use_cache=True,
             logits_to_keep=1,
         )
         self.cache = out.past_key_values
-        return out.logits[:, -1].float()
+        return out.logits[:, -1].float().cpu()
 
     def step(self, tokens: list[int | None]) -> None:
         """Feeds each row its next token (None for an ended episode); `logits` then predicts the next ones."""
@@ -209,7 +212,7 @@ class _Batch:
         """Keeps only the given rows (positions in the batch), dropping the rest from the cache."""
         index = torch.tensor(rows, dtype=torch.long)
         for layer in self.cache.layers:
-            layer.batch_select_indices(index)
+            layer.batch_select_indices(index.to(self.model.device))
         self.mask, self.lengths, self.logits = self.mask[index], self.lengths[index], self.logits[index]
         self.rows = [self.rows[r] for r in rows]
 
