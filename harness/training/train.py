@@ -22,7 +22,7 @@ from typing import Any
 
 from datasets import concatenate_datasets
 
-from harness.agent import chat_prompt
+from harness.agent import FORESIGHT_RULES, REACT_RULES, chat_prompt
 from harness.core import faults
 from harness.core.config import Profile, config_hash
 from harness.core.errors import HarnessError
@@ -78,6 +78,10 @@ def data_hash(task: Task, profile: Profile, seed: int) -> str:
     # Tasks read from data files hash the records' content too (a path alone may change content).
     digest = getattr(task, "data_digest", None)
     extra = [digest()] if digest else []
+    if profile.model.path:
+        # A pretrained model with a chat template trains on prompts that carry the format rules and
+        # the task's actions (harness.agent.chat_prompt): a change to those words is a change of data.
+        extra.append(config_hash(REACT_RULES, FORESIGHT_RULES, getattr(task, "actions_help", "")))
     return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed, *extra)
 
 
