@@ -101,6 +101,7 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None, data_p
     task = make_task(task_name, prof.tasks.get(task_name))
     out = out or Path("results/data") / prof.name / task_name / f"seed{seed}"
     check_out_dir(out)  # before the work, not after it
+    task.splits(seed)  # a task read from data files reads (and checks) them here, before any output
     click.echo(f"building {task_name} data, profile {prof.name}, seed {seed} ...", err=True)
     corpora = build_corpora(task, prof.data, seed)
     stats = corpus_stats(corpora)

@@ -134,3 +134,12 @@ def test_no_data_and_no_cache_is_a_one_line_error(tmp_path: Path, monkeypatch: p
     with pytest.raises(HarnessError, match=r"task gsm8k has no data: give --data PATH") as info:
         make_task("gsm8k", {}).splits(0)
     assert "\n" not in str(info.value)
+
+
+def test_a_bad_record_on_the_command_line_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path: Path) -> None:
+    from tests.cli_inprocess import run
+
+    path = write_jsonl(tmp_path / "train.jsonl", [HAND[0], {"question": "q", "answer": "4"}])
+    code, out, err = run(monkeypatch, capsys, "data", "build", "--task", "gsm8k", "--data", str(path), "--out", "d")
+    assert code == 2 and out == ""
+    assert err == f"error: {path}:2: the answer has no final '#### <number>' line\n"
