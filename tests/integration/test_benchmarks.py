@@ -7,6 +7,7 @@ measurements are in docs/benchmarks.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -112,3 +113,33 @@ def test_the_methods_train_and_evaluate_with_the_tiny_model(
     assert metrics["n_episodes"] == 16 and 0 <= metrics["format_rate"] <= 1
     if name == "hotpotqa":
         assert 0 <= metrics["task_scores"]["f1"] <= 1
+
+
+@pytest.mark.slow
+def test_smollm2_with_lora_runs_foresight_on_hotpotqa(tmp_path: Path, smollm2_checkpoint: Path) -> None:
+    """All three foresight stages (WM-AMT, FE-SFT, FC-RL) on SmolLM2 with LoRA, at a few hundred tokens."""
+    from harness.evaluation.evaluate import evaluate_run
+
+    tiny_budget = {"tokens": 600, "lr": 0.001, "batch_size": 2, "max_length": 384, "save_every": 1000}
+    profile = load_profile(
+        "pretrained-smoke",
+        {
+            "model.path": str(smollm2_checkpoint),
+            "model.lora_rank": 4,
+            "data.world_episodes": 6,
+            "stages.wm-amt": tiny_budget,
+            "stages.fe-sft": tiny_budget,
+            "stages.fc-rl": {"steps": 1, "prompts_per_step": 1, "num_generations": 2, "max_turn_tokens": 40},
+            "eval.batch_size": 2,
+            "eval.max_turn_tokens": 40,
+        },
+    )
+    knobs = {**knobs_for("hotpotqa"), "n_train": 6, "n_test": 2}
+    profile = dataclasses.replace(profile, tasks={"hotpotqa": knobs})
+    path, metrics = evaluate_run("foresight", "hotpotqa", profile, 0, tmp_path / "c", tmp_path / "r")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["stages"]] == ["wm-amt", "fe-sft", "fc-rl"]
+    assert all(s["tokens_seen"] for s in manifest["stages"])
+    assert metrics["n_episodes"] == 2 and 0 <= metrics["format_rate"] <= 1 and "f1" in metrics["task_scores"]
+    first = json.loads((path / "episodes.jsonl").read_text().splitlines()[0])
+    assert first["prompt"].startswith("question ") and first["turns"]
