@@ -74,16 +74,19 @@ def tokenize_rows(
 
     `render`, if given, turns an agentic row's prompt (its first segment, without the newline) into
     the text the agent loop shows the model (a chat template's rendering; see harness.agent.chat_prompt).
+    A row of kind `world` (D_world in a mixed stage) always takes the full LM loss, as in wm-amt,
+    and is never rendered.
     """
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
-        flags = [True] * len(row["texts"]) if full_loss else row["agent"]
+        full = full_loss or row["kind"] == "world"
+        flags = [True] * len(row["texts"]) if full else row["agent"]
         texts = row["texts"]
-        if render is not None and not full_loss:
+        if render is not None and not full:
             texts = [render(texts[0].removesuffix("\n")), *texts[1:]]
         ids, mask = encode_segments(tokenizer, texts, flags)
         eos = tokenizer.eos_token_id
-        if full_loss and eos is not None:
+        if full and eos is not None:
             ids, mask = ids + [eos], mask + [1]
         return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length]}
 
