@@ -12,6 +12,7 @@ user has downloaded before is found; nothing is ever fetched.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
-from tasks.base import Splits, TaskConfig, knob
+from tasks.base import Splits, TaskConfig, knob, start_key
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 SPLIT_WORDS = (("train", "train"), ("test", "test"), ("validation", "validation"), ("dev", "validation"))
@@ -189,16 +190,25 @@ class Pools:
     train: tuple
     dev: tuple
     test: tuple
+    duplicates: int = 0
+    """Train-side records dropped because their start key (the prompt) repeats an earlier or a test one."""
 
 
 def make_pools(
-    records: dict[str, list[Located]], parse: Callable[[Located, int], Any], n_dev: int, split_seed: int
+    records: dict[str, list[Located]],
+    parse: Callable[[Located, int], Any],
+    n_dev: int,
+    split_seed: int,
+    key: Callable[[Any], str] = repr,
 ) -> Pools:
     """Returns the parsed instances in train/dev/test pools.
 
     The file's own test split is the test pool (validation when there is no test); otherwise the
     test pool is drawn from all records with `split_seed`. dev is carved from the train side with
-    `split_seed` too, so that no seed ever trains on another seed's dev or test instance.
+    `split_seed` too, so that no seed ever trains on another seed's dev or test instance. `key` is
+    an instance's start key (`tasks.base.start_key`, the text the agent sees at reset): a train-side
+    record whose key repeats a test record's or an earlier train-side one is dropped, so that no two
+    pools hold the same question (the contamination audit, harness.data.audit, requires it).
     """
     parsed = {split: [parse(loc, i) for i, loc in enumerate(locs)] for split, locs in sorted(records.items())}
     rng = np.random.default_rng([split_seed, 7])
@@ -211,11 +221,18 @@ def make_pools(
         share = max(1, len(train_side) // 5)
         test = [train_side[i] for i in order[:share]]
         train_side = [train_side[i] for i in sorted(order[share:])]
+    seen, kept = {key(x) for x in test}, []
+    for instance in train_side:
+        k = key(instance)
+        if k not in seen:
+            seen.add(k)
+            kept.append(instance)
+    duplicates, train_side = len(train_side) - len(kept), kept
     order = rng.permutation(len(train_side))
     n_dev = min(n_dev, max(0, len(train_side) - 1))
     dev = [train_side[i] for i in order[:n_dev]]
     train = [train_side[i] for i in sorted(order[n_dev:])]
-    return Pools(tuple(train), tuple(dev), tuple(test))
+    return Pools(tuple(train), tuple(dev), tuple(test), duplicates)
 
 
 def take(pool: tuple, n: int, rng: np.random.Generator | None) -> tuple:
@@ -268,7 +285,8 @@ class RecordTask:
         if getattr(self, "_pools", None) is None:
             c = self.config
             records = read_source(Path(c.data)) if c.data else hub_records(*self.HUB, self.name)
-            self._pools = make_pools(records, self.parse, c.n_dev, c.split_seed)
+            key = functools.partial(start_key, self)
+            self._pools = make_pools(records, self.parse, c.n_dev, c.split_seed, key)
             if not self._pools.train or not self._pools.test:
                 raise HarnessError(f"task {self.name}: the data gives no train or no test records")
         return self._pools
@@ -289,6 +307,16 @@ class RecordTask:
         """Returns an instance of the train pool: exploration never starts on a dev or test instance."""
         train = self.pools.train
         return train[int(rng.integers(len(train)))]
+
+    def record_report(self) -> dict[str, int]:
+        """Returns the records in each pool and the train-side duplicates dropped (`make_pools`)."""
+        pools = self.pools
+        return {
+            "train_pool": len(pools.train),
+            "dev_pool": len(pools.dev),
+            "test_pool": len(pools.test),
+            "duplicates_dropped": pools.duplicates,
+        }
 
     def data_digest(self) -> str:
         """Returns a sha256 of every parsed instance, so that cached stages follow the data's content."""

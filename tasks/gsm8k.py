@@ -5,13 +5,20 @@ annotations `<<48/2=24>>` give each computation, and whose last line `#### 72` g
 (the official jsonl files and the `main` config on the datasets hub). The world is a calculator:
 `calc <expression>` returns the exact value of + - * / and parentheses over decimal numbers (a
 recursive-descent evaluator over fractions, never `eval`), and `answer <number>` ends the episode,
-a success when the number equals the gold one. The expert replays the annotations in order, then
-answers. Annotations that do not parse are counted (`annotation_report`) and skipped; those whose
-stated value differs from the exact one (rounded ones) are counted too and replayed as written.
+a success when the number equals the gold one. The expert replays the annotations in order (one
+whose value the calculator has already returned is not computed again), then answers. Annotations
+that do not parse are counted (`annotation_report`) and skipped; those whose stated value differs
+from the exact one (rounded ones) are counted too and replayed as written.
 
-Q* is exact: the world is deterministic and the expert knows the gold number, so a plan's value is
-whether it leaves the expert enough turns without answering wrongly. It is the value of an
-answer-reading oracle, not of a policy that must compute the answer (see docs/benchmarks.md).
+The state holds the distinct values returned so far in increasing order, not the order of the
+calls: the expert, the legal answers and success depend on that set alone, so the reference
+policy's exact values (`tasks.base.NoisyExpert`, D_look's p) range over at most 2^calls x turns
+states per problem instead of calls^turns call sequences.
+
+Q* is exact: the world is deterministic (`outcomes` is one step) and the expert knows the gold
+number, so a plan's value is whether it leaves the expert enough turns without answering wrongly.
+It is the value of an answer-reading oracle, not of a policy that must compute the answer (see
+docs/benchmarks.md); the reference policy is that oracle with epsilon noise.
 """
 
 from __future__ import annotations
@@ -154,6 +161,10 @@ class MathProblem:
     inexact: int = 0
     """Annotations whose stated value differs from the exact one (replayed as written)."""
 
+    def __hash__(self) -> int:
+        # States hash their problem on every lookup of the reference policy's tables: the id suffices.
+        return hash(self.id)
+
 
 @dataclass(frozen=True)
 class MathState:
@@ -161,9 +172,17 @@ class MathState:
 
     problem: MathProblem
     results: tuple[str, ...]
+    """The distinct values returned so far, in increasing order (`with_result`)."""
     t: int
     done: bool
     success: bool
+
+
+def with_result(results: tuple[str, ...], value: str) -> tuple[str, ...]:
+    """Returns `results` with `value` added once, in increasing numeric order (the state's canonical form)."""
+    if value in results:
+        return results
+    return tuple(sorted((*results, value), key=Fraction))
 
 
 def parse_solution(answer: str, where: str) -> tuple[list[str], list[str], str, int, int]:
@@ -195,7 +214,7 @@ class Gsm8k(RecordTask):
 
     name: ClassVar[str] = "gsm8k"
     family: ClassVar[str] = "math"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     actions_help: ClassVar[str] = (
         "Actions: 'calc <expression>' returns the exact value of + - * / and parentheses; "
         "'answer <number>' gives the final number and ends the task."
@@ -251,12 +270,9 @@ class Gsm8k(RecordTask):
         return f"{self.prompt(state)} results {results} turns {self.horizon(state) - state.t}"
 
     def _replayed(self, state: MathState) -> int:
-        """Returns how many of the problem's calls, in order, the results already hold."""
-        k = 0
-        for value in state.results:
-            if k < len(state.problem.values) and value == state.problem.values[k]:
-                k += 1
-        return k
+        """Returns the index of the first call whose value the results do not hold (all calls: len(calls))."""
+        values = state.problem.values
+        return next((k for k, v in enumerate(values) if v not in state.results), len(values))
 
     def thought(self, state: MathState) -> str:
         """Returns "need <expression>" for the next annotation, or "answer is <gold>"."""
@@ -281,7 +297,7 @@ class Gsm8k(RecordTask):
         if verb == "calc" and rest.strip():
             try:
                 value = show(evaluate(rest))
-                observation, results = value, results + (value,)
+                observation, results = value, with_result(results, value)
             except CalcError:
                 observation = "error"
         elif verb == "answer" and rest.strip():
@@ -294,6 +310,10 @@ class Gsm8k(RecordTask):
         done = done or t >= self.horizon(state)
         nxt = dataclasses.replace(state, results=results, t=t, done=done, success=success)
         return Step(nxt, observation, done, float(success))
+
+    def outcomes(self, state: MathState, action: str) -> list[tuple[float, Step]]:
+        """Returns the one step `action` leads to: the calculator is deterministic."""
+        return [(1.0, self._transition(state, action))]
 
     def legal_actions(self, state: MathState) -> list[str]:
         """Returns the problem's calls, then "answer <n>" for every result and every number of the question."""

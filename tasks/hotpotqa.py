@@ -11,8 +11,11 @@ the bm25s index of kb-search (a paragraph whose title equals the query ranks fir
 normalization), with token F1 kept beside it (`episode_scores`). The expert searches the
 supporting-fact titles in order, then answers.
 
-Q* is exact: the world is deterministic and the expert knows the gold answer (the value of an
-answer-reading oracle; see docs/benchmarks.md).
+Q* is exact: the world is deterministic (`outcomes` is one step) and the expert knows the gold
+answer (the value of an answer-reading oracle; see docs/benchmarks.md). The reference policy of
+D_look's p (`tasks.base.NoisyExpert`) is exact too: the expert and the legal actions depend on the
+set of titles found, so its values range over the subsets of a question's paragraphs that fit in
+its few turns.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class HotpotQuestion:
     paragraphs: tuple[tuple[str, tuple[str, ...]], ...]
     support: tuple[str, ...]
 
+    def __hash__(self) -> int:
+        # States hash their question on every lookup of the reference policy's tables: the id
+        # identifies it, where hashing every paragraph would dominate the cost.
+        return hash(self.id)
+
 
 @dataclass(frozen=True)
 class HotpotState:
@@ -90,6 +98,7 @@ class HotpotState:
 
     question: HotpotQuestion
     found: tuple[str, ...]
+    """The titles found so far, each once, in the order of the question's paragraphs."""
     t: int
     done: bool
     success: bool
@@ -161,7 +170,7 @@ class HotpotQa(RecordTask):
 
     name: ClassVar[str] = "hotpotqa"
     family: ClassVar[str] = "search"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     actions_help: ClassVar[str] = (
         "Actions: 'search <title or words>' shows the best matching paragraph of this question's documents; "
         "'answer <text>' gives the final answer and ends the task."
@@ -173,6 +182,7 @@ class HotpotQa(RecordTask):
         self.config = config
         self._pools = None
         self._indexes: dict[str, Bm25Index] = {}
+        self._hits: dict[tuple[str, str], int | None] = {}
 
     def parse(self, located: Located, index: int) -> HotpotQuestion:
         """Returns the question of one record; HarnessError naming the file and line of a bad one."""
@@ -187,12 +197,15 @@ class HotpotQa(RecordTask):
 
     def search(self, question: HotpotQuestion, query: str) -> int | None:
         """Returns the paragraph a query finds: the one titled exactly so, else the BM25 top hit, else None."""
-        words = _terms(query)
-        for i, (title, _) in enumerate(question.paragraphs):
-            if _terms(title) == words:
-                return i
-        hits = self.index(question).search(words)
-        return hits[0] if hits else None
+        key = (question.id, query)
+        if key not in self._hits:
+            words = _terms(query)
+            found = next((i for i, (title, _) in enumerate(question.paragraphs) if _terms(title) == words), None)
+            if found is None:
+                hits = self.index(question).search(words)
+                found = hits[0] if hits else None
+            self._hits[key] = found
+        return self._hits[key]
 
     def paragraph_text(self, question: HotpotQuestion, i: int) -> str:
         """Returns what a search shows of paragraph i: "<title> : <first sentences>"."""
@@ -246,7 +259,9 @@ class HotpotQa(RecordTask):
             else:
                 observation = self.paragraph_text(state.question, hit)
                 title = state.question.paragraphs[hit][0]
-                found = found if title in found else found + (title,)
+                if title not in found:
+                    # One canonical order (the paragraphs') keeps states that found the same titles equal.
+                    found = tuple(dict.fromkeys(t for t, _ in state.question.paragraphs if t in found or t == title))
         elif verb == "answer" and rest.strip():
             done, success = True, exact_match(rest, state.question.answer)
             f1 = answer_f1(rest, state.question.answer)
@@ -261,6 +276,10 @@ class HotpotQa(RecordTask):
     def episode_scores(self, state: HotpotState) -> dict[str, float]:
         """Returns the scores reported beside success for an ended episode: the answer's token F1."""
         return {"f1": state.f1}
+
+    def outcomes(self, state: HotpotState, action: str) -> list[tuple[float, Step]]:
+        """Returns the one step `action` leads to: search over fixed paragraphs is deterministic."""
+        return [(1.0, self._transition(state, action))]
 
     def legal_actions(self, state: HotpotState) -> list[str]:
         """Returns "search <title>" for every paragraph, then "answer <title>" per found title, yes and no."""

@@ -126,6 +126,9 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None, data_p
     for line in audit_lines(corpora.audit):
         click.echo(line)
     click.echo(f"expert success on train: {stats['expert_success']:.0%}")
+    records = getattr(task, "record_report", None)
+    if records is not None:
+        click.echo("records   " + " ".join(f"{k}={v}" for k, v in records().items()))
     report = getattr(task, "annotation_report", None)
     if report is not None:
         click.echo("annotations " + " ".join(f"{k}={v}" for k, v in report().items()))

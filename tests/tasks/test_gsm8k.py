@@ -11,7 +11,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task
-from tasks.base import expert_episode
+from tasks.base import NoisyExpert, expert_episode
 from tasks.gsm8k import CalcError, evaluate, parse_solution, read_number, show
 from tests.synth_data import synth_folder
 
@@ -70,7 +70,10 @@ def test_solution_parser_counts_malformed_annotations() -> None:
 
 
 def test_hand_records_play_to_success_and_report_annotations(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "hand.jsonl", HAND * 4)
+    # Four variants of each record (start keys must differ: a repeated question is dropped from train).
+    path = write_jsonl(
+        tmp_path / "hand.jsonl", [dict(r, question=f"{r['question']} Case {i}.") for i in range(4) for r in HAND]
+    )
     task = make_task("gsm8k", {"data": str(path), "n_train": 6, "n_dev": 1, "n_test": 2})
     assert task.annotation_report() == {
         "records": 12,
@@ -143,3 +146,49 @@ def test_a_bad_record_on_the_command_line_is_one_line_and_exit_2(monkeypatch, ca
     code, out, err = run(monkeypatch, capsys, "data", "build", "--task", "gsm8k", "--data", str(path), "--out", "d")
     assert code == 2 and out == ""
     assert err == f"error: {path}:2: the answer has no final '#### <number>' line\n"
+
+
+def one_call_task(tmp_path: Path):
+    """Returns gsm8k over one test problem, "2+3=<<2+3=5>>5 #### 5" (horizon 3), and its start state."""
+    tiny = {"question": "Ana has 2 pens and buys 3 more. How many pens?", "answer": "2+3=<<2+3=5>>5\n#### 5"}
+    other = {"question": "Bo has 4 cups and 1 more. How many?", "answer": "4+1=<<4+1=5>>5\n#### 5"}
+    write_jsonl(tmp_path / "train.jsonl", [other])
+    write_jsonl(tmp_path / "test.jsonl", [tiny])
+    task = make_task("gsm8k", {"data": str(tmp_path), "n_train": 1, "n_dev": 0, "n_test": 1})
+    return task, task.reset(task.pools.test[0])
+
+
+def test_outcomes_and_the_canonical_state(tmp_path: Path) -> None:
+    task, start = one_call_task(tmp_path)
+    rng = np.random.default_rng(0)
+    for action in ("calc 2+3", "answer 5", "calc 1/0", "dance"):
+        [(prob, step)] = task.outcomes(start, action)
+        assert prob == 1.0 and step == task.step(start, action, rng)
+    # The results are a set in increasing order: the order of the calls does not make another state.
+    a = task.step(task.step(start, "calc 2*3", rng).state, "calc 1+1", rng).state
+    b = task.step(task.step(start, "calc 1+1", rng).state, "calc 2*3", rng).state
+    assert a == b and a.results == ("2", "6") and task.describe(a).endswith("results 2 | 6 turns 1")
+    again = task.step(a, "calc 3+3", rng)
+    assert again.observation == "6" and again.state.results == ("2", "6")  # returned once, kept once
+    # The expert does not recompute a value it holds: after "calc 5" the next move is the answer.
+    assert task.expert(task.step(start, "calc 5", rng).state) == "answer 5"
+
+
+def test_reference_policy_values_by_hand(tmp_path: Path) -> None:
+    """The epsilon-noisy expert (D_look's p) on a one-call problem, computed by hand.
+
+    Legal at the start: calc 2+3, answer 2, answer 3; once 5 is held: calc 2+3, answer 5, 2, 3.
+    Horizon 3. With epsilon e, holding 5 at t=2: v2 = (1 - e) + e/4 (only 'answer 5' succeeds);
+    at t=1: v1 = (1 - e) + e (1/4 + v2/4); at the start: v0 = (1 - e) v1 + e v1/3.
+    """
+    task, start = one_call_task(tmp_path)
+    e = 0.5
+    v2 = (1 - e) + e / 4
+    v1 = (1 - e) + e * (1 / 4 + v2 / 4)
+    v0 = (1 - e) * v1 + e * v1 / 3
+    policy = NoisyExpert(task, e)
+    assert policy.value(start) == pytest.approx(v0) == pytest.approx(0.46875)
+    # Planned 'answer 5' at once: it succeeds when kept; a random move instead is worth v1/3.
+    assert policy.q(start, ["answer 5"]) == pytest.approx((1 - e) + e * v1 / 3)
+    assert NoisyExpert(task, 1.0).value(start) == pytest.approx(5 / 48)  # uniformly random moves
+    assert NoisyExpert(task, 0.0).q(start, ["answer 4"]) == task.q_star(start, ["answer 4"]) == 0.0

@@ -13,7 +13,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task
 from harness.data.synth import _hub_layout
-from tasks.base import expert_episode
+from tasks.base import NoisyExpert, expert_episode
 from tasks.hotpotqa import answer_f1, exact_match, normalize_answer, parse_record
 
 # Hand-written records in the original HotpotQA JSON layout (not taken from HotpotQA).
@@ -73,12 +73,18 @@ def test_both_layouts_and_parquet_give_the_same_questions(tmp_path: Path) -> Non
     assert [dataclass_fields(q) for q in original] == [dataclass_fields(q) for q in hub]
     folder = tmp_path / "data"
     folder.mkdir()
-    write_original(folder / "hotpot_train_v1.1.json", HAND * 3)
+    # The train file: three variants of each record, and the two records themselves, whose questions
+    # repeat the validation file's and are dropped from the train side (no question in two pools).
+    variants = [dict(r, _id=f"{r['_id']}-{i}", question=f"{r['question']} ({i})") for i in range(3) for r in HAND]
+    write_original(folder / "hotpot_train_v1.1.json", variants + HAND)
     pq.write_table(pa.Table.from_pylist([_hub_layout(r) for r in HAND]), folder / "validation-00000.parquet")
     task = make_task("hotpotqa", {"data": str(folder), "n_train": 4, "n_dev": 1, "n_test": 2})
     splits = task.splits(0)
     assert [q.question for q in splits.test] == [r["question"] for r in HAND]  # validation is the test pool
     assert len(splits.train) == 4 and len(splits.dev) == 1
+    assert task.record_report() == {"train_pool": 5, "dev_pool": 1, "test_pool": 2, "duplicates_dropped": 2}
+    test_questions = {q.question for q in splits.test}
+    assert not test_questions & {q.question for q in task.pools.train + task.pools.dev}
 
 
 def dataclass_fields(question) -> tuple:
@@ -128,3 +134,28 @@ def test_bad_records_name_file_and_line(tmp_path: Path) -> None:
     path.write_text(json.dumps({k: v for k, v in HAND[0].items() if k != "answer"}) + "\n")
     with pytest.raises(HarnessError, match=r"bad.jsonl:1: 'answer' is missing"):
         make_task("hotpotqa", {"data": str(path)}).splits(0)
+
+
+def test_outcomes_canonical_found_and_reference_values_by_hand(tmp_path: Path) -> None:
+    """HAND[1]: paragraphs Tarn, Oskby, Harbor Museum; support Oskby then Tarn; gold 'yes'; horizon 4."""
+    task = make_task("hotpotqa", {"data": str(write_original(tmp_path / "h.json", HAND)), "n_dev": 0})
+    question = parse_record(HAND[1], "x")
+    start, rng = task.reset(question), np.random.default_rng(0)
+    [(prob, step)] = task.outcomes(start, "search Tarn")
+    assert prob == 1.0 and step == task.step(start, "search Tarn", rng)
+    a = task.step(task.step(start, "search Tarn", rng).state, "search Oskby", rng).state
+    b = task.step(task.step(start, "search Oskby", rng).state, "search Tarn", rng).state
+    assert a == b and a.found == ("Tarn", "Oskby")  # the paragraphs' order, whatever the search order
+    assert task.legal_actions(a) == [
+        "search Tarn", "search Oskby", "search Harbor Museum", "answer Tarn", "answer Oskby", "answer yes", "answer no",
+    ]  # fmt: skip
+    # With epsilon e, from `a` (t=2): the expert answers yes; a random move is one of the 7 above.
+    # At t=3 only 'answer yes' succeeds: v3 = (1 - e) + e/7 with the same titles found, and
+    # (1 - e) + e/8 once Harbor Museum is found too (8 legal moves).
+    e = 0.5
+    v3, v3_more = (1 - e) + e / 7, (1 - e) + e / 8
+    v2 = (1 - e) + e * (1 + 2 * v3 + v3_more) / 7
+    policy = NoisyExpert(task, e)
+    assert policy.value(a) == pytest.approx(v2) == pytest.approx(0.6932397959)
+    assert policy.q(a, ["search Tarn", "answer yes"]) == pytest.approx((1 - e) * v3 + e * (1 + 2 * v3 + v3_more) / 7)
+    assert NoisyExpert(task, 0.0).value(start) == task.q_star(start, []) == 1.0
