@@ -5,15 +5,14 @@ annotations `<<48/2=24>>` give each computation, and whose last line `#### 72` g
 (the official jsonl files and the `main` config on the datasets hub). The world is a calculator:
 `calc <expression>` returns the exact value of + - * / and parentheses over decimal numbers (a
 recursive-descent evaluator over fractions, never `eval`), and `answer <number>` ends the episode,
-a success when the number equals the gold one. The expert replays the annotations in order (one
-whose value the calculator has already returned is not computed again), then answers. Annotations
-that do not parse are counted (`annotation_report`) and skipped; those whose stated value differs
-from the exact one (rounded ones) are counted too and replayed as written.
+a success when the number equals the gold one. The expert replays the annotations in order, then
+answers. Annotations that do not parse are counted (`annotation_report`) and skipped; those whose
+stated value differs from the exact one (rounded ones) are counted too and replayed as written.
 
-The state holds the distinct values returned so far in increasing order, not the order of the
-calls: the expert, the legal answers and success depend on that set alone, so the reference
-policy's exact values (`tasks.base.NoisyExpert`, D_look's p) range over at most 2^calls x turns
-states per problem instead of calls^turns call sequences.
+The state holds the distinct values returned so far in increasing order and how many annotations
+have been replayed, not the sequence of calls: the expert, the legal answers and success depend on
+no more, so the reference policy's exact values (`tasks.base.NoisyExpert`, D_look's p) range over at
+most calls x 2^calls x turns states per problem instead of calls^turns call sequences.
 
 Q* is exact: the world is deterministic (`outcomes` is one step) and the expert knows the gold
 number, so a plan's value is whether it leaves the expert enough turns without answering wrongly.
@@ -176,6 +175,9 @@ class MathState:
     t: int
     done: bool
     success: bool
+    replayed: int = 0
+    """How many of the problem's calls have been replayed in order: a result equal to the next
+    call's value counts as its replay (the expert's progress; the world's answers do not depend on it)."""
 
 
 def with_result(results: tuple[str, ...], value: str) -> tuple[str, ...]:
@@ -270,9 +272,8 @@ class Gsm8k(RecordTask):
         return f"{self.prompt(state)} results {results} turns {self.horizon(state) - state.t}"
 
     def _replayed(self, state: MathState) -> int:
-        """Returns the index of the first call whose value the results do not hold (all calls: len(calls))."""
-        values = state.problem.values
-        return next((k for k, v in enumerate(values) if v not in state.results), len(values))
+        """Returns how many of the problem's calls, in order, have been replayed."""
+        return state.replayed
 
     def thought(self, state: MathState) -> str:
         """Returns "need <expression>" for the next annotation, or "answer is <gold>"."""
@@ -293,11 +294,13 @@ class Gsm8k(RecordTask):
         if state.done:
             return Step(state, INVALID_ACTION, True, 0.0)
         verb, _, rest = action.strip().partition(" ")
-        results, done, success = state.results, False, False
+        results, done, success, replayed = state.results, False, False, state.replayed
         if verb == "calc" and rest.strip():
             try:
                 value = show(evaluate(rest))
                 observation, results = value, with_result(results, value)
+                values = state.problem.values
+                replayed += replayed < len(values) and value == values[replayed]
             except CalcError:
                 observation = "error"
         elif verb == "answer" and rest.strip():
@@ -308,7 +311,7 @@ class Gsm8k(RecordTask):
             observation = INVALID_ACTION
         t = state.t + 1
         done = done or t >= self.horizon(state)
-        nxt = dataclasses.replace(state, results=results, t=t, done=done, success=success)
+        nxt = dataclasses.replace(state, results=results, t=t, done=done, success=success, replayed=replayed)
         return Step(nxt, observation, done, float(success))
 
     def outcomes(self, state: MathState, action: str) -> list[tuple[float, Step]]:
