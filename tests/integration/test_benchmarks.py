@@ -26,12 +26,16 @@ SMOKE = load_profile("smoke")
 TASKS = ("gsm8k", "hotpotqa")
 
 
-@pytest.mark.parametrize("name", TASKS)
+# hotpotqa's data build solves the reference policy's exact values over 40+ train questions (seconds
+# to minutes on shared cores): heavy. gsm8k's takes about a second and stays in the default run.
+@pytest.mark.parametrize("name", ["gsm8k", pytest.param("hotpotqa", marks=pytest.mark.heavy)])
 def test_data_build_counts_and_keeps_test_out_of_training(monkeypatch, capsys, tmp_path: Path, name: str) -> None:
     args = ["data", "build", "--task", name, "--profile", "smoke", "--data", str(synth_folder(name))]
     code, out, err = run(monkeypatch, capsys, *args, "--out", str(tmp_path / "d"))
     assert code == 0, err
     assert "expert success on train: 100%" in out
+    assert out.count("eval instances starting one=0 (must be 0)") == 5  # the contamination audit, a = 0
+    assert "records   train_pool=" in out and "duplicates_dropped=0" in out
     if name == "gsm8k":
         assert "unparsed_annotations=0 inexact_annotations=0" in out
     task = make_task(name, {**SMOKE.tasks.get(name, {}), "data": str(synth_folder(name))})
@@ -43,6 +47,7 @@ def test_data_build_counts_and_keeps_test_out_of_training(monkeypatch, capsys, t
         assert not any(p in r["text"] for r in rows for p in prompts)
 
 
+@pytest.mark.heavy  # lm-eval runs the tiny model over two probes per task
 @pytest.mark.parametrize("name", TASKS)
 def test_probe_items_and_the_probe_command(monkeypatch, capsys, tmp_path: Path, name: str) -> None:
     task = make_task(name, knobs_for(name))
@@ -54,6 +59,8 @@ def test_probe_items_and_the_probe_command(monkeypatch, capsys, tmp_path: Path, 
         assert all(r["target"] in ("error", "correct", "wrong", "invalid action") or r["target"][0].isdigit()
                    for r in items["next_obs"])  # fmt: skip
     assert {r["q_star"] for r in items["calibration"]} <= {0.0, 1.0}  # exact: the answer-reading expert's value
+    assert all(0.0 <= r["q_ref"] <= 1.0 for r in items["calibration"])  # the reference policy's exact value
+    assert any(0.0 < r["q_ref"] < 1.0 for r in items["calibration"])
     tokenizer = build_tokenizer(task.vocabulary())
     checkpoint = save_checkpoint(
         build_tiny_model(ModelConfig(32, 2, 2, 64, 512), tokenizer, 0), tokenizer, tmp_path / "m"
@@ -68,6 +75,7 @@ def test_probe_items_and_the_probe_command(monkeypatch, capsys, tmp_path: Path, 
     assert 0 <= found["calibration"]["brier"] <= 1
 
 
+@pytest.mark.heavy  # reads SmolLM2's tokenizer from its GGUF file
 def test_chat_template_wraps_the_prompt_the_same_way_in_training_and_play() -> None:
     task = make_task("gsm8k", knobs_for("gsm8k"))
     tiny = build_tokenizer(["question", "a"])
@@ -80,7 +88,9 @@ def test_chat_template_wraps_the_prompt_the_same_way_in_training_and_play() -> N
     )
     from datasets import Dataset
 
-    rows = Dataset.from_dict({"texts": [["question a\n", "think x act calc 1+1\n"]], "agent": [[False, True]]})
+    rows = Dataset.from_dict(
+        {"texts": [["question a\n", "think x act calc 1+1\n"]], "agent": [[False, True]], "kind": ["expert"]}
+    )
     encoded = tokenize_rows(rows, tokenizer, False, 512, lambda p: chat_prompt(tokenizer, task, "foresight", p))
     ids, mask = encoded["input_ids"][0], encoded["assistant_masks"][0]
     prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -98,7 +108,7 @@ def _smollm_tokenizer():
     return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     ("name", "method"),
     [("gsm8k", "react"), ("gsm8k", "foresight"), ("hotpotqa", "sft-mimic"), ("hotpotqa", "vanilla-rl")],
@@ -115,7 +125,7 @@ def test_the_methods_train_and_evaluate_with_the_tiny_model(
         assert 0 <= metrics["task_scores"]["f1"] <= 1
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_smollm2_with_lora_runs_foresight_on_hotpotqa(tmp_path: Path, smollm2_checkpoint: Path) -> None:
     """All three foresight stages (WM-AMT, FE-SFT, FC-RL) on SmolLM2 with LoRA, at a few hundred tokens."""
     from harness.evaluation.evaluate import evaluate_run

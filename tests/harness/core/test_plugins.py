@@ -133,7 +133,7 @@ def harness(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     return subprocess.run([HARNESS, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # pip installs a package, then four harness processes
 def test_an_installed_entry_point_package_registers_its_task_and_method(tmp_path: Path) -> None:
     name = "fh_plugin_probe"
     source = write_package(tmp_path / "src", name)
