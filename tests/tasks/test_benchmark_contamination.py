@@ -25,7 +25,7 @@ def test_a_test_question_copied_into_train_is_dropped_and_the_audit_is_clean(tmp
     test_lines = (folder / "test.jsonl").read_text().splitlines()
     with (folder / "train.jsonl").open("a") as f:
         f.write("\n".join(test_lines[:3]) + "\n")  # three test records verbatim in the train file
-    task = make_task(name, {"data": str(folder), "n_train": 10, "n_dev": 3, "n_test": 6})
+    task = make_task(name, {"data": str(folder), "n_train": 6, "n_dev": 3, "n_test": 6})
     assert task.record_report()["duplicates_dropped"] == 3
     splits = task.splits(0)
     banned = eval_keys(task, splits)
