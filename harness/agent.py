@@ -65,6 +65,37 @@ class AgentEpisode:
     """Sampling log-probability of each completion token (0.0 for world tokens)."""
 
 
+REACT_RULES = (
+    "Solve the task in turns. In each turn write exactly one line: 'think <what you need next> act <action>'. "
+    "The environment answers on a line that starts with 'obs'."
+)
+FORESIGHT_RULES = (
+    "Solve the task in turns. Before each action, look ahead: write exactly one line "
+    "'think <what you need next> plan <action> -> <the result you expect> ; <next action> -> <the result you expect> "
+    "p <a number from 0.0 to 1.0: how likely this plan, then finishing the task, succeeds> act <the plan's first "
+    "action>'. The environment answers on a line that starts with 'obs'."
+)
+"""The system message a chat model reads (pretrained models only; the tiny model learns the format from data)."""
+
+
+def chat_prompt(tokenizer: Any, task: Task, fmt: str, prompt: str, prefix: str = "") -> str:
+    """Returns the text a model reads before its first turn: the prompt line, or its chat rendering.
+
+    Where the tokenizer has a chat template (instruction-tuned models), the format rules and the
+    task's actions are the system message, the few-shot examples and the prompt the user message,
+    and the agent's turns follow as the assistant's reply. Otherwise the text is `prefix + prompt`
+    on its own line, as the tiny model is trained on.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return prefix + prompt + "\n"
+    rules = FORESIGHT_RULES if fmt == "foresight" else REACT_RULES
+    actions = getattr(task, "actions_help", "")
+    system = f"{rules} {actions}".strip()
+    user = f"Examples of solved tasks:\n{prefix}\nNow solve this one.\n{prompt}" if prefix else prompt
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
 def encode(tokenizer: Any, text: str) -> list[int]:
     """Returns the token ids of one segment, without special tokens (segments are encoded apart)."""
     return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -155,16 +186,19 @@ class _Batch:
 
     @torch.no_grad()
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        # The batch's bookkeeping stays on the CPU (sampling draws from a CPU generator, so a GPU run
+        # samples what a CPU run would from the same logits); only the forward pass runs on the model's device.
+        device = self.model.device
         out = self.model(
-            input_ids=ids,
-            attention_mask=self.mask,
-            position_ids=positions,
+            input_ids=ids.to(device),
+            attention_mask=self.mask.to(device),
+            position_ids=positions.to(device),
             past_key_values=self.cache,
             use_cache=True,
             logits_to_keep=1,
         )
         self.cache = out.past_key_values
-        return out.logits[:, -1].float()
+        return out.logits[:, -1].float().cpu()
 
     def step(self, tokens: list[int | None]) -> None:
         """Feeds each row its next token (None for an ended episode); `logits` then predicts the next ones."""
@@ -178,7 +212,7 @@ class _Batch:
         """Keeps only the given rows (positions in the batch), dropping the rest from the cache."""
         index = torch.tensor(rows, dtype=torch.long)
         for layer in self.cache.layers:
-            layer.batch_select_indices(index)
+            layer.batch_select_indices(index.to(self.model.device))
         self.mask, self.lengths, self.logits = self.mask[index], self.lengths[index], self.logits[index]
         self.rows = [self.rows[r] for r in rows]
 
@@ -221,7 +255,7 @@ def run_episodes(
     states = [task.reset(inst) for inst in instances]
     episodes = [AgentEpisode(inst.id, task.prompt(s)) for inst, s in zip(instances, states, strict=True)]
     for ep in episodes:
-        ep.prompt_ids = encode(tokenizer, prefix + ep.prompt + "\n")
+        ep.prompt_ids = encode(tokenizer, chat_prompt(tokenizer, task, fmt, ep.prompt, prefix))
     playing = [not s.done and max_turns != 0 for s in states]
     if not any(playing):
         return _finish(episodes, states)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.options import JOBS, PROFILE, resolve_profile
+from harness.cli.options import DATA, JOBS, PROFILE, resolve_profile
 from harness.core.errors import HarnessError
 
 
@@ -26,6 +26,7 @@ from harness.core.errors import HarnessError
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for probes.json (see README)")
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@DATA
 def probe(
     model: str | None,
     method_name: str | None,
@@ -38,6 +39,7 @@ def probe(
     out: Path | None,
     runs: Path,
     cache: Path,
+    data_path: str | None,
 ) -> None:
     """Runs the lm-eval probes (next observation, success-estimate calibration) on a model or a trained method."""
     from harness.core.runs import run_dir
@@ -54,7 +56,7 @@ def probe(
     if method_name is None:
         if lora:
             raise HarnessError("--lora applies to --method only (a trained method's adapters on --model)")
-        prof = resolve_profile(profile, None, False)
+        prof = resolve_profile(profile, None, False, task_name, data_path)
         tasks_ = [task_name] if task_name else list(prof.tasks)
         loaded, tokenizer = load_model(model)
         report = probe_tasks(loaded, tokenizer, prof, tasks_, seed, limit, str(model), batch_size)
@@ -63,7 +65,7 @@ def probe(
         _echo_probes(report)
         click.echo(f"written to {path}")
         return
-    prof = resolve_profile(profile, model, lora)
+    prof = resolve_profile(profile, model, lora, task_name, data_path)
     tasks_ = [task_name] if task_name else list(prof.tasks)
     checkpoints = {t: trained_checkpoint(method_name, t, prof, seed, cache) for t in tasks_}
     for task, checkpoint in checkpoints.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from harness.cli.checks import models, probe, verify
-from harness.cli.options import JOBS, PROFILE, SEED, THREADS, resolve_profile, results_folder, run_options
+from harness.cli.options import DATA, JOBS, PROFILE, SEED, THREADS, resolve_profile, results_folder, run_options
 from harness.core.errors import HarnessError
 
 QUIET_ENV = {
@@ -28,8 +28,20 @@ QUIET_ENV = {
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option(
+    "--include-path",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="a folder of your own task or method modules to import (repeatable; also HARNESS_INCLUDE_PATH)",
+)
+def cli(include_path: tuple[Path, ...]) -> None:
     """foresight-harness: foresight training (WM-AMT, FE-SFT, FC-RL) beside its baselines."""
+    from harness.core.registry import INCLUDE_ENV
+
+    if include_path:
+        # Through the environment, so that worker processes (reproduce --jobs) import them too.
+        folders = [str(p.resolve()) for p in include_path] + [os.environ.get(INCLUDE_ENV, "")]
+        os.environ[INCLUDE_ENV] = os.pathsep.join(f for f in folders if f)
 
 
 @cli.group()
@@ -48,10 +60,11 @@ def tasks_list(profile: str) -> None:
     for name in task_names():
         task = make_task(name, prof.tasks.get(name))
         c = task.config
-        click.echo(
-            f"{name:<12} {task.family:<7} vocab={len(task.vocabulary()):<5} "
-            f"train={c.n_train} dev={c.n_dev} test={c.n_test}"
-        )
+        try:
+            vocab = str(len(task.vocabulary()))
+        except HarnessError:  # a task read from data files the profile does not point at
+            vocab = "-"
+        click.echo(f"{name:<12} {task.family:<7} vocab={vocab:<5} train={c.n_train} dev={c.n_dev} test={c.n_test}")
 
 
 @tasks.command("show")
@@ -77,18 +90,19 @@ def data() -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="default: results/data/<profile>/<task>/seed<k>"
 )
-def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> None:
+@DATA
+def data_build(task_name: str, profile: str, seed: int, out: Path | None, data_path: str | None) -> None:
     """Builds D_expert, D_look, D_world and the probe items; prints sizes, token counts and coverage."""
-    from harness.core.config import load_profile
     from harness.core.registry import make_task
     from harness.data.audit import audit_lines
     from harness.data.recipes import build_corpora, check_out_dir, corpus_stats, save_corpora
     from harness.evaluation.probes.items import PROBE_FILES, jsonl_text, probe_items
 
-    prof = load_profile(profile)
+    prof = resolve_profile(profile, None, False, task_name, data_path)
     task = make_task(task_name, prof.tasks.get(task_name))
     out = out or Path("results/data") / prof.name / task_name / f"seed{seed}"
     check_out_dir(out)  # before the work, not after it
+    task.splits(seed)  # a task read from data files reads (and checks) them here, before any output
     click.echo(f"building {task_name} data, profile {prof.name}, seed {seed} ...", err=True)
     corpora = build_corpora(task, prof.data, seed)
     stats = corpus_stats(corpora)
@@ -112,7 +126,38 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> Non
     for line in audit_lines(corpora.audit):
         click.echo(line)
     click.echo(f"expert success on train: {stats['expert_success']:.0%}")
+    records = getattr(task, "record_report", None)
+    if records is not None:
+        click.echo("records   " + " ".join(f"{k}={v}" for k, v in records().items()))
+    report = getattr(task, "annotation_report", None)
+    if report is not None:
+        click.echo("annotations " + " ".join(f"{k}={v}" for k, v in report().items()))
     click.echo(f"written to {out}")
+
+
+@data.command("synth")
+@click.option("--schema", required=True, type=click.Choice(["gsm8k", "hotpotqa"]), help="the published schema to write")
+@click.option("--n", "n", default=200, show_default=True, type=int, help="records to generate")
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="a .jsonl, .json or .parquet file, or a folder (gets train.jsonl and test.jsonl)",
+)
+@click.option(
+    "--layout",
+    default="original",
+    show_default=True,
+    type=click.Choice(["original", "hub"]),
+    help="hotpotqa: lists of pairs (original JSON) or dicts of lists (datasets hub)",
+)
+def data_synth(schema: str, n: int, seed: int, out: Path, layout: str) -> None:
+    """Writes generated records in the GSM8K or HotpotQA schema (template problems, a generated KB)."""
+    from harness.data.synth import synth
+
+    for path in synth(schema, n, seed, out, layout):
+        click.echo(f"wrote {path}")
 
 
 @cli.group()
@@ -143,12 +188,19 @@ def methods_list(profile: str) -> None:
 @cli.command()
 @run_options
 def train(
-    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path
+    method_name: str,
+    task_name: str,
+    seed: int,
+    profile: str,
+    model: str | None,
+    lora: bool,
+    data_path: str | None,
+    cache: Path,
 ) -> None:
     """Trains whatever is missing of a method on a task, reusing cached stages, then stops."""
     from harness.training.train import train_method
 
-    prof = resolve_profile(profile, model, lora)
+    prof = resolve_profile(profile, model, lora, task_name, data_path)
     _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
     for o in outcomes:
         verb = "reused" if o.reused else "trained"
@@ -160,12 +212,20 @@ def train(
 @run_options
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 def evaluate(
-    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, runs: Path
+    method_name: str,
+    task_name: str,
+    seed: int,
+    profile: str,
+    model: str | None,
+    lora: bool,
+    data_path: str | None,
+    cache: Path,
+    runs: Path,
 ) -> None:
     """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
     from harness.evaluation.evaluate import evaluate_run, summary_line
 
-    prof = resolve_profile(profile, model, lora)
+    prof = resolve_profile(profile, model, lora, task_name, data_path)
     path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
     click.echo(f"{method_name} on {task_name} seed {seed}: {summary_line(metrics)}")
     click.echo(f"run written to {path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,15 @@ THREADS = click.option(
 )
 
 
+DATA = click.option(
+    "--data",
+    "data_path",
+    default=None,
+    help="the task's records (gsm8k, hotpotqa): a .jsonl, .json or .parquet file or a folder; sets the task's "
+    "`data` knob (and adds the task to the profile)",
+)
+
+
 def run_options(command):
     """Returns `command` with the options that name one run: method, task, seed, profile, model, cache."""
     options = [
@@ -39,6 +49,7 @@ def run_options(command):
             "--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model"
         ),
         click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)"),
+        DATA,
         click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True),
     ]
     for option in reversed(options):
@@ -46,14 +57,27 @@ def run_options(command):
     return command
 
 
-def resolve_profile(profile: str, model: str | None, lora: bool):
-    """Returns the profile with --model/--lora applied; --lora without --model is an error."""
-    from harness.core.config import load_profile
+def resolve_profile(
+    profile: str, model: str | None, lora: bool, task: str | None = None, data_path: str | None = None
+) -> Profile:
+    """Returns the profile with --model/--lora and --data (the `data` knob of `task`) applied.
+
+    --lora without --model is an error, and so is --data for a task without a `data` knob.
+    """
+    from harness.core.config import check_profile, load_profile
 
     if lora and not model:
         raise HarnessError("--lora needs --model PATH (LoRA adapts a pretrained model, not the tiny default)")
     overrides = {"model.path": model, "model.lora": lora} if model else {}
-    return load_profile(profile, overrides)
+    prof = load_profile(profile, overrides)
+    if data_path is None:
+        return prof
+    if not task:
+        raise HarnessError("--data needs --task (it sets that task's data knob)")
+    knobs = {**(prof.tasks.get(task) or {}), "data": data_path}
+    prof = dataclasses.replace(prof, tasks={**prof.tasks, task: knobs})
+    check_profile(prof, f"{profile} with --data")
+    return prof
 
 
 def results_folder(profile: Profile) -> Path:

@@ -138,6 +138,8 @@ def _evaluate(
     trained = time.time()
     task = make_task(task_name, profile.tasks[task_name])
     model, tokenizer = load_checkpoint(checkpoint)
+    if torch.cuda.is_available():
+        model = model.to("cuda")  # the agent loop runs the forward passes wherever the model is
     test = task.splits(seed).test
     prefix = few_shot_prefix(task, seed, method.few_shot) if method.few_shot else ""
     greedy = Sampling(0.0, settings.max_turn_tokens, seed)

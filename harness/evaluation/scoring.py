@@ -62,7 +62,7 @@ def episode_record(
             record["q_star"] = task.q_star(turn.state, turn.parsed.plan)
             record["actual"] = actual_observations(task, episode, i, rng)
         turns.append(record)
-    return {
+    record = {
         "episode": index,
         "instance_id": episode.instance_id,
         "prompt": episode.prompt,
@@ -72,6 +72,11 @@ def episode_record(
         "turns": turns,
         "candidates": candidates or [],
     }
+    # Scores a task reports beside success (hotpotqa's answer F1); tasks without them add nothing.
+    scores = getattr(task, "episode_scores", None)
+    if scores is not None and episode.final_state is not None:
+        record["scores"] = scores(episode.final_state)
+    return record
 
 
 def _blocks(records: Sequence[dict], first_only: bool = False) -> list[tuple[dict, float]]:
@@ -196,7 +201,13 @@ def belief_metrics(records: Sequence[dict], verbal_p: bool) -> dict[str, float |
 def run_metrics(records: Sequence[dict], verbal_p: bool, seed: int, max_k: int) -> dict[str, Any]:
     """Returns a run's metrics: the point metrics, success with its bootstrap CI, beliefs at p, reliability bins."""
     every = _blocks(records) if verbal_p else []
+    extra = {}
+    if records and all("scores" in r for r in records):
+        extra["task_scores"] = {
+            k: metrics.mean_or_none([r["scores"][k] for r in records]) for k in records[0]["scores"]
+        }
     return {
+        **extra,
         **point_metrics(records, verbal_p, max_k),
         **belief_metrics(records, verbal_p),
         "n_episodes": len(records),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -69,16 +70,24 @@ class StepFaults(TrainerCallback):
         faults.point(self.point)
 
 
-def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int) -> Dataset:
+def tokenize_rows(
+    rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int, render: Callable[[str], str] | None = None
+) -> Dataset:
     """Returns `input_ids` and `assistant_masks` per row (all ones under the full LM loss).
 
-    A row of kind `world` (D_world in a mixed stage) always takes the full LM loss, as in wm-amt.
+    `render`, if given, turns an agentic row's prompt (its first segment, without the newline) into
+    the text the agent loop shows the model (a chat template's rendering; see harness.agent.chat_prompt).
+    A row of kind `world` (D_world in a mixed stage) always takes the full LM loss, as in wm-amt,
+    and is never rendered.
     """
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
         full = full_loss or row["kind"] == "world"
         flags = [True] * len(row["texts"]) if full else row["agent"]
-        ids, mask = encode_segments(tokenizer, row["texts"], flags)
+        texts = row["texts"]
+        if render is not None and not full:
+            texts = [render(texts[0].removesuffix("\n")), *texts[1:]]
+        ids, mask = encode_segments(tokenizer, texts, flags)
         eos = tokenizer.eos_token_id
         if full and eos is not None:
             ids, mask = ids + [eos], mask + [1]
@@ -112,7 +121,8 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         "save_steps": save_every,
         "save_total_limit": 1,
         "report_to": [],
-        "use_cpu": True,
+        # On a machine with a GPU the trainers use it (the paper profile); CPU runs are unchanged.
+        "use_cpu": not torch.cuda.is_available(),
         "gradient_checkpointing": False,
         "bf16": False,
         "seed": seed,
@@ -199,9 +209,10 @@ def train_sft(
     work_dir: Path,
     seed: int,
     label: str,
+    render: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Trains `model` in place on `rows`; returns steps, tokens seen and first/last loss."""
-    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length)
+    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length, render)
     mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
     args = SFTConfig(

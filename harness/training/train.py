@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.agent import FORESIGHT_RULES, REACT_RULES, chat_prompt
 from harness.core import faults
 from harness.core.config import Profile, config_hash
 from harness.core.errors import HarnessError
@@ -79,7 +80,14 @@ def suite_vocabulary(profile: Profile) -> list[str]:
 
 def data_hash(task: Task, profile: Profile, seed: int) -> str:
     """Returns the hash of everything a task's data recipes depend on (the task's code by its version)."""
-    return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed)
+    # Tasks read from data files hash the records' content too (a path alone may change content).
+    digest = getattr(task, "data_digest", None)
+    extra = [digest()] if digest else []
+    if profile.model.path:
+        # A pretrained model with a chat template trains on prompts that carry the format rules and
+        # the task's actions (harness.agent.chat_prompt): a change to those words is a change of data.
+        extra.append(config_hash(REACT_RULES, FORESIGHT_RULES, getattr(task, "actions_help", "")))
+    return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed, *extra)
 
 
 def initial_checkpoint(profile: Profile, seed: int, cache: Path) -> Checkpoint:
@@ -228,7 +236,13 @@ def _train_stage(
         from harness.training.sft import train_sft
 
         rows = stage_rows(spec, corpora(), seed)
-        stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label)
+        render = None
+        if getattr(tokenizer, "chat_template", None):
+            # A chat model trains on prompts rendered as the agent loop shows them (harness.agent.chat_prompt).
+            def render(prompt: str) -> str:
+                return chat_prompt(tokenizer, task, spec.fmt, prompt)
+
+        stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label, render)
     stats["wall_s"] = round(time.time() - started, 2)
     stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     with atomic_dir(target) as tmp:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness.core.registry import make_task, task_names
+from tests.synth_data import knobs_for
 
 N = 500
 
@@ -30,7 +31,7 @@ def _states_and_actions(task, n: int):
 
 @pytest.mark.parametrize("name", task_names())
 def test_bench_step(benchmark, name: str) -> None:
-    task = make_task(name, {})
+    task = make_task(name, knobs_for(name))
     pairs = _states_and_actions(task, N)
 
     def run() -> None:
@@ -44,10 +45,10 @@ def test_bench_step(benchmark, name: str) -> None:
 
 @pytest.mark.parametrize("name", task_names())
 def test_bench_q_star(benchmark, name: str) -> None:
-    pairs = _states_and_actions(make_task(name, {}), N)
+    pairs = _states_and_actions(make_task(name, knobs_for(name)), N)
 
     def run() -> None:
-        task = make_task(name, {})  # a cold oracle cache each round: the cost data build pays
+        task = make_task(name, knobs_for(name))  # a cold oracle cache each round: the cost data build pays
         for state, action in pairs:
             task.q_star(state, [action, action])
 

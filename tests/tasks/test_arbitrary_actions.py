@@ -18,6 +18,7 @@ from harness.core.config import load_profile
 from harness.core.registry import make_task, task_names
 from harness.core.traces import RESERVED
 from tasks.base import Step
+from tests.synth_data import knobs_for
 
 SMOKE = load_profile("smoke")
 
@@ -25,7 +26,7 @@ SMOKE = load_profile("smoke")
 @functools.cache
 def task_and_states(name: str) -> tuple[object, list]:
     """Returns the task at smoke knobs and states along expert episodes of a few train instances."""
-    task = make_task(name, SMOKE.tasks.get(name))
+    task = make_task(name, knobs_for(name, SMOKE.tasks.get(name)))
     rng = np.random.default_rng(0)
     states = []
     for instance in task.splits(0).train[:4]:

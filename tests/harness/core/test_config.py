@@ -9,12 +9,22 @@ import pytest
 from harness.core.config import DataSpec, ModelSpec, config_hash, load_profile
 from harness.core.errors import HarnessError
 
+WORLDS = {"graph-nav", "kb-search", "countdown"}
 
-@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
-def test_shipped_profiles_load(name: str) -> None:
+
+@pytest.mark.parametrize(
+    ("name", "tasks"),
+    [
+        ("smoke", WORLDS),
+        ("default", WORLDS),
+        ("paper", WORLDS | {"gsm8k", "hotpotqa"}),
+        ("pretrained-smoke", {"gsm8k", "hotpotqa"}),
+    ],
+)
+def test_shipped_profiles_load(name: str, tasks: set[str]) -> None:
     profile = load_profile(name)
     assert profile.name == name
-    assert set(profile.tasks) == {"graph-nav", "kb-search", "countdown"}
+    assert set(profile.tasks) == tasks
     assert isinstance(profile.model, ModelSpec) and isinstance(profile.data, DataSpec)
 
 
