@@ -61,6 +61,7 @@ def test_corrupt_cached_stage_is_reported_never_replaced_in_place(tmp_path: Path
     assert not outcomes[0].reused and stage_status(again.base) == "complete"
 
 
+@pytest.mark.heavy
 def test_smollm2_with_lora_trains_sft_and_grpo(tmp_path: Path, smollm2_checkpoint: Path) -> None:
     profile = lora_profile(smollm2_checkpoint)
     _, checkpoint, outcomes = train_method("vanilla-rl", "countdown", profile, 0, tmp_path / "cache")

@@ -14,7 +14,7 @@ from harness.evaluation.probes.runner import probe_tasks
 from harness.evaluation.probes.scoring import success_probability
 from harness.training.models import load_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 LIMIT = 3
 
 
