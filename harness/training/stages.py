@@ -53,6 +53,9 @@ class GrpoSettings:
     temperature: float = doc(1.0, "sampling temperature of the rollouts")
     beta: float = doc(0.0, "KL coefficient against the reference model (0 = no reference model)")
     max_turn_tokens: int = doc(40, "longest agent turn in tokens")
+    lambda_success: float = doc(
+        1.0, "weight of the success reward (0 leaves calibration and fidelity alone: the mechanism check)"
+    )
     lambda_cal: float = doc(0.5, "weight of the calibration reward 1 - (p - outcome)^2")
     lambda_fid: float = doc(0.5, "weight of the rollout-fidelity reward")
     save_every: int = doc(10, "steps between resumable TRL checkpoints")
