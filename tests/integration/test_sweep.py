@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 def test_a_steps_sweep_trains_shared_stages_once_and_reports_each_point(monkeypatch, capsys, tmp_path: Path) -> None:
     profile = smoke_variant(tmp_path / "sweep-smoke.yaml", ["graph-nav"], ["foresight", "foresight-no-rl"], [])
     args = ["sweep", "--profile", str(profile), "--name", "steps", "--vary", "stages.fc-rl.steps=1,2",
-            "--runs", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]  # fmt: skip
+            "--runs", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
     code, out, err = run(monkeypatch, capsys, *args)
     assert code == 0, err + out
     assert "sweep steps: 2 point(s) x 2 run(s)" in out and "4 run(s) trained and evaluated" in out
@@ -32,7 +33,8 @@ def test_a_steps_sweep_trains_shared_stages_once_and_reports_each_point(monkeypa
     assert table["method"].tolist() == ["foresight", "foresight-no-rl"] * 2
     assert (table["success_ci_low"] <= table["success"]).all() and (table["success"] <= table["success_ci_high"]).all()
     claims = pd.read_csv(tmp_path / "out" / "claims.csv")
-    assert set(claims["test"]) == {"foresight vs foresight-no-rl: ece_all", "foresight vs foresight-no-rl: selection_gain"}
+    pair = "foresight vs foresight-no-rl"
+    assert set(claims["test"]) == {f"{pair}: ece_all", f"{pair}: selection_gain"}
     assert sorted(claims["stages.fc-rl.steps"]) == [1, 1, 2, 2]
     assert (tmp_path / "out" / "figures" / "foresight_vs_foresight-no-rl_ece_all.png").is_file()
     section = (tmp_path / "out" / "BUDGET.md").read_text()

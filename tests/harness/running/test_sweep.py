@@ -100,7 +100,8 @@ def test_runs_sharing_a_first_stage_are_one_chain_across_points(smoke, tmp_path:
 
 def _claims() -> pd.DataFrame:
     rows = []
-    for steps, diff, low, high, verdict in ((20, 0.02, -0.05, 0.09, "inconclusive"), (80, -0.10, -0.16, -0.04, "supports")):
+    points = ((20, 0.02, -0.05, 0.09, "inconclusive"), (80, -0.10, -0.16, -0.04, "supports"))
+    for steps, diff, low, high, verdict in points:
         rows.append({"claim": "C2", "test": "foresight vs foresight-no-rl: ece_all", "why": "", "task": "graph-nav",
                      "method": 0.5, "baseline": 0.5 - diff, "diff": diff, "ci_low": low, "ci_high": high, "seeds": 3,
                      "episodes": 300, "verdict": verdict, "stages.fc-rl.steps": steps})  # fmt: skip
