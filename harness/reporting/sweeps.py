@@ -73,7 +73,10 @@ def plot_claim(rows: pd.DataFrame, axes: Sequence[str], test: str, out: Path) ->
         n = f"n = {int(episodes.min())}" + (f"-{int(episodes.max())}" if episodes.nunique() > 1 else "")
         ax.set_ylabel(f"difference ({test.rsplit(': ', 1)[-1]})")
         ax.set_title(f"{test}\n95% paired-bootstrap CI, {n} episodes per task and point", fontsize=8)
-        ax.legend(loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best")
+        else:  # the metric is undefined at every point (e.g. no verbal p): say so rather than draw nothing
+            ax.text(0.5, 0.5, "undefined at every point", transform=ax.transAxes, ha="center", color="0.4")
         return _save(fig, out, figure_name(test))
 
 
@@ -140,3 +143,19 @@ def budget_section(rows: pd.DataFrame, axes: Sequence[str], sweep: str, figures:
             lines.append("| " + " | ".join([*map(str, keys), *cells, _trend(group.reset_index())]) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+EVIDENCE_COLUMNS = (
+    "claim", "test", "why", "task", "method", "baseline", "diff", "ci_low", "ci_high", "seeds", "episodes", "verdict",
+)  # fmt: skip
+
+
+def budget_section_for(folder: Path) -> str:
+    """Returns the section "How the verdicts move with budget" of the sweep written to `folder`
+    (results/sweeps/<name>), from its claims.csv; the axes are claims.csv's columns after the evidence's.
+
+    For REPORT.md: `text = budget_section_for(Path("results/sweeps/rl-steps"))`, then paste or append it.
+    """
+    claims = pd.read_csv(folder / "claims.csv")
+    axes = [c for c in claims.columns if c not in EVIDENCE_COLUMNS]
+    return budget_section(claims, axes, folder.name, str(folder / "figures"))

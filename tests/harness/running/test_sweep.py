@@ -10,7 +10,7 @@ import pytest
 from harness.core.config import load_profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
-from harness.reporting.sweeps import budget_section, figure_name, plot_claims
+from harness.reporting.sweeps import budget_section, budget_section_for, figure_name, plot_claims
 from harness.running.sweep import parse_vary, points, sweep_spec, sweep_work
 
 
@@ -123,3 +123,11 @@ def test_one_figure_per_claim_comparison(tmp_path: Path) -> None:
     assert name == "foresight_vs_foresight-no-rl_ece_all"
     assert sorted(p.name for p in written) == [f"{name}.pdf", f"{name}.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_the_section_reads_back_from_claims_csv(tmp_path: Path) -> None:
+    folder = tmp_path / "rl-steps"
+    folder.mkdir()
+    _claims().to_csv(folder / "claims.csv", index=False)
+    expected = budget_section(_claims(), ["stages.fc-rl.steps"], "rl-steps", str(folder / "figures"))
+    assert budget_section_for(folder) == expected
