@@ -1,4 +1,4 @@
-"""Ablations of the foresight method (claim C4: capability first; and 'is it just more data?')."""
+"""Ablations of the foresight method (claim C4: capability first, and it is not just more data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from baselines.sft_mimic import mimic_sft
 from harness.core.config import Profile
 from harness.core.registry import register_method
 from harness.training.methods import Method, matched_tokens, sft_settings
-from harness.training.stages import StageSpec
+from harness.training.stages import StageSpec, mixed_recipe
 from method.foresight import fc_rl, fe_sft, wm_amt
 
 
@@ -34,9 +34,16 @@ def foresight_success_only(profile: Profile) -> Method:
     )
 
 
-@register_method("sft-mimic-plus-world")
-def sft_mimic_plus_world(profile: Profile) -> Method:
-    """Returns sft on D_look plus D_world rendered in the agent format, at wm-amt + fe-sft's budget."""
+@register_method("foresight-no-order")
+def foresight_no_order(profile: Profile) -> Method:
+    """Returns foresight-no-rl's very data in one shuffled stage: same data, no order (the C4 control).
+
+    D_world rows with the full language-model loss (as in wm-amt) and D_look rows with the loss on
+    the agent's tokens (as in fe-sft), drawn up to wm-amt's and fe-sft's token budgets and trained
+    together, shuffled, at their summed budget. Against foresight-no-rl it isolates the order of
+    the stages; against sft-mimic (the same budget on D_look alone) it isolates the world data.
+    """
+    world, look = sft_settings(profile, "wm-amt").tokens, sft_settings(profile, "fe-sft").tokens
     settings = dataclasses.replace(sft_settings(profile, "fe-sft"), tokens=matched_tokens(profile, "wm-amt", "fe-sft"))
-    stage = StageSpec("sft", kind="sft", data="look+world", fmt="foresight", settings=settings)
-    return Method("sft-mimic-plus-world", fmt="foresight", stages=(stage,))
+    stage = StageSpec("mixed", kind="sft", data=mixed_recipe(world, look), fmt="foresight", settings=settings)
+    return Method("foresight-no-order", fmt="foresight", stages=(stage,))

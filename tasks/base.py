@@ -128,7 +128,7 @@ class Task(Protocol):
         """Returns deterministic, disjoint train/dev/test instances for `seed`."""
 
     def sample_instance(self, rng: np.random.Generator) -> Any:
-        """Returns an instance drawn from the whole world (exploration starts here)."""
+        """Returns an instance drawn from the whole world; exploration starts from those outside dev and test."""
 
     def reset(self, instance: Any) -> Hashable:
         """Returns the start state of `instance`."""
@@ -148,6 +148,9 @@ class Task(Protocol):
         Draws exactly one uniform number from `rng` per call, whatever the action, so that the
         same episode seed gives the same noise at the same turn for every method.
         """
+
+    def outcomes(self, state: Hashable, action: str) -> list[tuple[float, Step]]:
+        """Returns every (probability, step) that `action` can lead to from `state`; probabilities sum to 1."""
 
     def legal_actions(self, state: Hashable) -> list[str]:
         """Returns the actions that are legal in `state`, in a fixed order."""
@@ -215,10 +218,33 @@ def explorer(task: Task, policy: str) -> Callable[[Hashable, np.random.Generator
     return choose
 
 
-def explore(task: Task, rng: np.random.Generator, policy: str) -> Episode:
-    """Returns one exploration episode from an instance drawn from the whole world."""
-    instance = task.sample_instance(rng)
-    return play(task, instance, explorer(task, policy), rng, policy=policy)
+def start_key(task: Task, instance: Any) -> str:
+    """Returns what identifies an instance to the agent: the text it sees at reset (its prompt)."""
+    return task.prompt(task.reset(instance))
+
+
+def eval_keys(task: Task, splits: Splits) -> frozenset[str]:
+    """Returns the start keys of the dev and test instances: no training episode may start at one."""
+    return frozenset(start_key(task, inst) for inst in (*splits.dev, *splits.test))
+
+
+EXPLORE_TRIES = 10_000
+"""Draws `explore` makes before it gives up finding an instance outside the excluded ones."""
+
+
+def explore(task: Task, rng: np.random.Generator, policy: str, exclude: frozenset[str] = frozenset()) -> Episode:
+    """Returns one exploration episode from an instance of the world whose start key is not in `exclude`.
+
+    Instances are drawn until one is outside `exclude` (the dev and test instances, for training
+    data): exploration shows the world's parts, never an evaluation instance itself.
+    """
+    for _ in range(EXPLORE_TRIES):
+        instance = task.sample_instance(rng)
+        if start_key(task, instance) not in exclude:
+            return play(task, instance, explorer(task, policy), rng, policy=policy)
+    raise HarnessError(
+        f"{task.name}: no instance outside dev and test in {EXPLORE_TRIES} draws; the world is too small"
+    )
 
 
 def simulate(task: Task, state: Hashable, plan: Iterable[str], rng: np.random.Generator) -> list[Step]:
@@ -231,6 +257,101 @@ def simulate(task: Task, state: Hashable, plan: Iterable[str], rng: np.random.Ge
         steps.append(result)
         state = result.state
     return steps
+
+
+class WorldCache:
+    """A task's outcomes, legal actions and expert actions, memoised: what every epsilon's values share."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self._outcomes: dict[tuple[Hashable, str], list[tuple[float, Step]]] = {}
+        self._legal: dict[Hashable, list[str]] = {}
+        self._expert: dict[Hashable, str] = {}
+
+    def outcomes(self, state: Hashable, action: str) -> list[tuple[float, Step]]:
+        """Returns `task.outcomes(state, action)` (memoised)."""
+        key = (state, action)
+        if key not in self._outcomes:
+            self._outcomes[key] = self.task.outcomes(state, action)
+        return self._outcomes[key]
+
+    def legal_actions(self, state: Hashable) -> list[str]:
+        """Returns `task.legal_actions(state)` (memoised)."""
+        if state not in self._legal:
+            self._legal[state] = self.task.legal_actions(state)
+        return self._legal[state]
+
+    def expert(self, state: Hashable) -> str:
+        """Returns `task.expert(state)` (memoised)."""
+        if state not in self._expert:
+            self._expert[state] = self.task.expert(state)
+        return self._expert[state]
+
+
+class NoisyExpert:
+    """The epsilon-noisy expert as a reference policy, with its exact values (memoised per state).
+
+    In every state it plays its intended action with probability 1 - epsilon, else a uniformly drawn
+    legal action (which may be the intended one). Without a plan it intends the expert's action,
+    as the `noisy-expert` explorer does. Given a plan, it intends the plan's steps in turn (open
+    loop: a slip does not change them), and a random action in their place abandons the rest of
+    the plan. `q(state, plan)` is the probability that it succeeds carrying out `plan`, then
+    continuing: the reference value that D_look's success estimates state (DESIGN.md section 5).
+    Values are expectations over the world's `outcomes`: exact, deterministic, no model needed.
+    With epsilon 0 it is the expert and `q` is Q*.
+    """
+
+    def __init__(self, task: Task, epsilon: float, world: WorldCache | None = None) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise HarnessError(f"reference epsilon {epsilon} outside [0, 1]")
+        self.task, self.epsilon = task, epsilon
+        self.world = world or WorldCache(task)
+        self._values: dict[Hashable, float] = {}
+        self._noise: dict[Hashable, float] = {}
+
+    def value(self, state: Hashable) -> float:
+        """Returns the probability that the policy succeeds from `state`."""
+        if is_done(self.task, state):
+            return float(state.success)
+        if state not in self._values:
+            self._values[state] = self._intend(state, self.world.expert(state), ())
+        return self._values[state]
+
+    def q(self, state: Hashable, plan: Sequence[str]) -> float:
+        """Returns the probability that the policy succeeds carrying out `plan` from `state`, then continuing."""
+        if is_done(self.task, state) or not plan:
+            return self.value(state)
+        return self._intend(state, plan[0], tuple(plan[1:]))
+
+    def _intend(self, state: Hashable, action: str, rest: tuple[str, ...]) -> float:
+        """Returns the success probability when `action` is intended in `state` and `rest` of the plan after it."""
+        planned = sum(prob * self.q(step.state, rest) for prob, step in self.world.outcomes(state, action))
+        if self.epsilon == 0.0:
+            return planned
+        return (1.0 - self.epsilon) * planned + self.epsilon * self._random(state)
+
+    def _random(self, state: Hashable) -> float:
+        """Returns the success probability after a uniformly drawn legal action from `state`, then the policy."""
+        if state not in self._noise:
+            legal = self.world.legal_actions(state)
+            self._noise[state] = sum(self.action_value(state, a) for a in legal) / len(legal)
+        return self._noise[state]
+
+    def action_value(self, state: Hashable, action: str) -> float:
+        """Returns the probability of success after `action` from `state`, then the policy."""
+        return sum(prob * self.value(step.state) for prob, step in self.world.outcomes(state, action))
+
+    def sample(self, state: Hashable, plan: Sequence[str], rng: np.random.Generator) -> bool:
+        """Returns one sampled outcome of carrying out `plan` from `state`, then the policy (mean: `q`)."""
+        left = list(plan)
+        while not is_done(self.task, state):
+            if rng.random() < self.epsilon:
+                legal = self.task.legal_actions(state)
+                action, left = legal[int(rng.integers(len(legal)))], []
+            else:
+                action = left.pop(0) if left else self.task.expert(state)
+            state = self.task.step(state, action, rng).state
+        return bool(state.success)
 
 
 def episode_items(task: Task, episode: Episode) -> frozenset:

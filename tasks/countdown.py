@@ -118,7 +118,7 @@ class Countdown:
 
     name = "countdown"
     family = "math"
-    version = 2
+    version = 3
     Config = CountdownConfig
 
     def __init__(self, config: CountdownConfig) -> None:
@@ -211,6 +211,10 @@ class Countdown:
 
     # -- oracle ---------------------------------------------------------------------------------
 
+    def outcomes(self, state: State, action: str) -> list[tuple[float, Step]]:
+        """Returns the one step `action` leads to: countdown is deterministic."""
+        return [(1.0, self.step(state, action, np.random.default_rng(0)))]
+
     def expert(self, state: State) -> str:
         """Returns the first legal action (in legal_actions order) of a shortest solution.
 
@@ -297,12 +301,14 @@ class Countdown:
                 break
         return list(pool.values())
 
-    def _visits(self, seed: int) -> Counter:
-        """Returns how many of PROBE_EPISODES exploration episodes show each intermediate state."""
-        visits: Counter = Counter()
+    def _visits(self, seed: int) -> dict[tuple[tuple[int, ...], int], Counter]:
+        """Returns, per start (numbers, target), how often its PROBE_EPISODES exploration episodes show each state."""
+        visits: dict[tuple[tuple[int, ...], int], Counter] = {}
         for k in range(PROBE_EPISODES):
             policy = EXPLORER_POLICIES[k % len(EXPLORER_POLICIES)]
-            visits.update(episode_items(self, explore(self, np.random.default_rng([seed, SALT_PROBE, k]), policy)))
+            episode = explore(self, np.random.default_rng([seed, SALT_PROBE, k]), policy)
+            start = episode.states[0]
+            visits.setdefault((start.numbers, start.target), Counter()).update(episode_items(self, episode))
         return visits
 
     def _sibling(self, inst: Instance, seen: frozenset, taken: set) -> Instance | None:
@@ -360,10 +366,19 @@ class Countdown:
         n_more = c.n_train - len(train)
         train += spare[:n_more]
         seen = frozenset().union(*map(self.required, train))
-        visits = self._visits(seed)
+        by_start = self._visits(seed)
         novel = [x for x in spare[n_more:] if not self.required(x) <= seen]
-        # Those whose unseen states exploration visits often come first, else in pool order.
-        novel.sort(key=lambda x: -np.mean([visits[s] >= PROBE_VISITS for s in self.required(x) - seen]))
+        # D_world never starts at a dev or test instance, so visits from an instance itself or from a
+        # familiar eval instance do not count: those whose unseen states the other starts' exploration
+        # visits often come first, else in pool order.
+        familiar_keys = {x.key for x in familiar}
+        visits = sum((c for start, c in by_start.items() if start not in familiar_keys), Counter())
+
+        def shown(x: Instance) -> float:
+            own = by_start.get(x.key, Counter())
+            return float(np.mean([visits[s] - own[s] >= PROBE_VISITS for s in self.required(x) - seen]))
+
+        novel.sort(key=lambda x: -shown(x))
         if len(train) < c.n_train or len(familiar) < n_fam or len(novel) < ho_test + ho_dev:
             raise HarnessError(
                 f"countdown knobs give too few instances for {c.n_train} train, {n_fam} familiar and "

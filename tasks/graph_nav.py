@@ -213,6 +213,25 @@ class GraphNav:
         done = success or t >= self.config.horizon
         return Step(State(node, state.goal, t, done, success), observation, done, float(success))
 
+    def outcomes(self, state: State, action: str) -> list[tuple[float, Step]]:
+        """Returns each step `action` can lead to with its probability (a slip follows another label's edge)."""
+        label = self.parse(action)
+        if state.done or not isinstance(label, int):
+            return [(1.0, self.step(state, action, np.random.default_rng(0)))]
+        slip, n = self.config.slip, self.config.n_labels
+        found: dict[int, float] = {}
+        for other, nxt in enumerate(self._succ_rows[state.node]):
+            prob = 1.0 - slip if other == label else slip / (n - 1)
+            if prob > 0.0:
+                found[nxt] = found.get(nxt, 0.0) + prob
+        t = state.t + 1
+        steps = []
+        for node, prob in found.items():
+            success = node == state.goal
+            nxt_state = State(node, state.goal, t, success or t >= self.config.horizon, success)
+            steps.append((prob, Step(nxt_state, f"at {self.node_names[node]}", nxt_state.done, float(success))))
+        return steps
+
     def _slipped(self, label: int, u: float) -> int:
         """Returns the label actually followed when `label` is intended and the draw is `u`."""
         slip, n = self.config.slip, self.config.n_labels

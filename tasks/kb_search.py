@@ -9,7 +9,8 @@ answers ("answer <entity>"). The task is deterministic: Q* is exact (0 or 1).
 
 Held-out coverage (DESIGN.md section 5): each seed holds out some people. Their questions only
 go to dev and test, so their born_in and works_for documents never appear in a train expert
-episode, while exploration over the whole world retrieves them. The other test questions are
+episode, while exploration retrieves them: it never starts at a dev or test question, and half its
+episodes start at one-hop questions (`question <person> born_in`) that no split holds. The other test questions are
 built so that train expert episodes retrieve every document they need.
 """
 
@@ -35,6 +36,10 @@ CHAIN_WORK3 = ("works_for", "based_in", "located_in")
 CHAINS = (CHAIN_BORN, CHAIN_WORK, CHAIN_WORK3)
 """Question chains from a person. Two start with works_for so that a test question can be fully
 covered by a different train question about the same person (see `KbSearch.splits`)."""
+ONE_HOP = (("born_in",), ("works_for",))
+"""Chains of exploration-only questions: no split holds them (see `KbSearch.sample_instance`)."""
+EXPLORE_ONE_HOP = 0.5
+"""Share of exploration episodes that start at a one-hop question."""
 FIXED_WORDS = (
     "is", "a", "question", "search", "answer", "correct", "wrong", "no", "results", "|",
     "need", "of", "facts", "none", "turns", *INVALID_ACTION.split(),
@@ -179,7 +184,7 @@ class KbSearch:
 
     name: ClassVar[str] = "kb-search"
     family: ClassVar[str] = "search"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     Config: ClassVar[type[TaskConfig]] = KbSearchConfig
 
     def __init__(self, config: KbSearchConfig):
@@ -279,13 +284,20 @@ class KbSearch:
         return frozenset(docs)
 
     def sample_instance(self, rng: np.random.Generator) -> KbQuestion:
-        """Returns a question about any person of the world (exploration starts here)."""
+        """Returns a question about any person of the world (exploration starts here, outside dev and test).
+
+        Half are one-hop questions (`question <person> born_in`), which no split holds: with 120
+        multi-hop questions in the default world, 48 of them dev and test, exploration from the
+        multi-hop questions that remain would miss a third of the held-out people's documents.
+        """
         person = int(rng.integers(self.config.n_people))
-        if rng.random() < self.config.three_hop_share:
+        if rng.random() < EXPLORE_ONE_HOP:
+            chain = ONE_HOP[int(rng.integers(len(ONE_HOP)))]
+        elif rng.random() < self.config.three_hop_share:
             chain = CHAIN_WORK3
         else:
             chain = (CHAIN_BORN, CHAIN_WORK)[int(rng.integers(2))]
-        return self.question(f"kb-search-world-{person}-{CHAINS.index(chain)}", person, chain)
+        return self.question(f"kb-search-world-{person}-{'-'.join(chain)}", person, chain)
 
     def reset(self, instance: KbQuestion) -> KbState:
         """Returns the start state of `instance`: nothing retrieved, turn 0."""
@@ -327,6 +339,10 @@ class KbSearch:
         """Returns the result of `action`; draws one uniform number though the world is deterministic."""
         rng.random()
         return self._transition(state, action)
+
+    def outcomes(self, state: KbState, action: str) -> list[tuple[float, Step]]:
+        """Returns the one step `action` leads to: kb-search is deterministic."""
+        return [(1.0, self._transition(state, action))]
 
     def _transition(self, state: KbState, action: str) -> Step:
         if state.done:

@@ -85,6 +85,7 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> Non
     """Builds D_expert, D_look, D_world and the probe items; prints sizes, token counts and coverage."""
     from harness.core.config import load_profile
     from harness.core.registry import make_task
+    from harness.data.audit import audit_lines
     from harness.data.recipes import build_corpora, check_out_dir, corpus_stats, save_corpora
     from harness.evaluation.probes.items import PROBE_FILES, jsonl_text, probe_items
 
@@ -106,6 +107,14 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None) -> Non
         f"coverage  test episodes needing parts no train expert episode shows: {cov['test_needs_unseen']:.0%}; "
         f"of those {int(cov['unseen_parts'])} parts, D_world shows {cov['unseen_in_world']:.0%}"
     )
+    pt = stats["p_targets"]
+    click.echo(
+        f"p targets (D_look, reference policy of harness.data.reference): n={pt['n']} mean={pt['mean']:.3f} "
+        f"share at 1.0={pt['share_1.0']:.0%}"
+    )
+    click.echo("          " + " ".join(f"{w}:{c}" for w, c in pt["histogram"].items()))
+    for line in audit_lines(corpora.audit):
+        click.echo(line)
     click.echo(f"expert success on train: {stats['expert_success']:.0%}")
     click.echo(f"written to {out}")
 

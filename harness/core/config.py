@@ -52,6 +52,11 @@ class DataSpec:
     world_episodes: int = doc(1000, "exploration episodes behind D_world (random, epsilon-greedy, noisy-expert)")
     outcome_every: int = doc(2, "write a 'state, plan -> outcome' line at every n-th exploration state")
     expert_share: float = doc(0.2, "share of D_world tokens that are D_expert episodes (keeps the policy)")
+    reference_success: float = doc(
+        0.5,
+        "success rate, from the train instances' start states, of the reference policy whose value D_look's p "
+        "states: an epsilon-noisy expert, epsilon solved per task and seed (about the trained agents' dev success)",
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class Profile:
         ["react", "sft-mimic", "vanilla-rl", "foresight"], "methods of the main comparison (reproduce)"
     )
     ablations: list[str] = doc(
-        ["foresight-no-rl", "foresight-no-amt", "foresight-success-only", "sft-mimic-plus-world"],
+        ["foresight-no-rl", "foresight-no-amt", "foresight-success-only", "foresight-no-order"],
         "ablations, run on ablation_seeds (reproduce)",
     )
     method: str = doc("foresight", "the method whose claims the report tests")

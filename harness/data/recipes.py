@@ -8,8 +8,10 @@ WM-AMT trains on `text` with the full language-model loss; sft and fe-sft mask b
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from harness.core.config import DataSpec
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_dir
 from harness.core.traces import (
+    P_WORDS,
     ForesightBlock,
     ReactTurn,
     episode_segments,
@@ -30,10 +33,22 @@ from harness.core.traces import (
     render_transition,
     round_p,
 )
-from tasks.base import EXPLORER_POLICIES, Episode, Splits, Task, episode_items, expert_episode, explore, simulate
+from harness.data.audit import CorpusAudit, audit_corpora, check_clean
+from harness.data.reference import reference_policy
+from tasks.base import (
+    EXPLORER_POLICIES,
+    Episode,
+    NoisyExpert,
+    Splits,
+    Task,
+    episode_items,
+    eval_keys,
+    expert_episode,
+    explore,
+)
 
 # Salts keep the random streams of the recipes apart while all derive from the run seed.
-SALT_EXPERT, SALT_WORLD, SALT_OUTCOME = 101, 202, 303
+SALT_EXPERT, SALT_WORLD, SALT_OUTCOME, SALT_MIXED = 101, 202, 303, 404
 COLUMNS = ("id", "kind", "instance_id", "texts", "agent", "text")
 
 
@@ -47,6 +62,8 @@ class Corpora:
     expert_episodes: list[Episode]
     world_episodes: list[Episode]
     coverage: dict[str, float]
+    audit: list[CorpusAudit]
+    """The contamination audit of every training corpus (harness.data.audit); build_corpora refuses a dirty one."""
 
 
 def episode_rng(seed: int, salt: int, index: int) -> np.random.Generator:
@@ -60,9 +77,9 @@ def expert_episodes(task: Task, instances: Sequence[Any], seed: int) -> list[Epi
 
 
 def world_episodes(task: Task, n: int, seed: int) -> list[Episode]:
-    """Returns `n` exploration episodes, cycling through the explorer policies."""
-    policies = EXPLORER_POLICIES
-    return [explore(task, episode_rng(seed, SALT_WORLD, i), policies[i % len(policies)]) for i in range(n)]
+    """Returns `n` exploration episodes, explorer policies in turn; none starts at a dev or test instance."""
+    policies, exclude = EXPLORER_POLICIES, eval_keys(task, task.splits(seed))
+    return [explore(task, episode_rng(seed, SALT_WORLD, i), policies[i % len(policies)], exclude) for i in range(n)]
 
 
 def react_row(task: Task, episode: Episode, row_id: str) -> dict[str, Any]:
@@ -71,44 +88,40 @@ def react_row(task: Task, episode: Episode, row_id: str) -> dict[str, Any]:
     return _row(row_id, "expert", episode.instance_id, episode_segments(episode.prompt, turns, episode.observations))
 
 
-def foresight_blocks(task: Task, episode: Episode, k: int) -> list[ForesightBlock]:
-    """Returns a look-ahead block per turn: the next k actions, their true observations, p = Q*."""
+def foresight_blocks(task: Task, episode: Episode, k: int, reference: NoisyExpert) -> list[ForesightBlock]:
+    """Returns a look-ahead block per turn: the next k actions, their true observations, and
+    p = the probability that the plan, then the reference policy, succeeds (harness.data.reference)."""
     blocks = []
     for i, state in enumerate(episode.states[:-1]):
         plan = tuple(episode.actions[i : i + k])
         rollout = tuple(episode.observations[i : i + k])
-        blocks.append(ForesightBlock(plan, rollout, round_p(task.q_star(state, plan)), plan[0], task.thought(state)))
+        blocks.append(ForesightBlock(plan, rollout, round_p(reference.q(state, plan)), plan[0], task.thought(state)))
     return blocks
 
 
-def look_row(task: Task, episode: Episode, k: int, row_id: str) -> dict[str, Any]:
+def look_row(task: Task, episode: Episode, k: int, row_id: str, reference: NoisyExpert) -> dict[str, Any]:
     """Returns an expert episode with a foresight block at each turn (a D_look row)."""
-    blocks = foresight_blocks(task, episode, k)
+    blocks = foresight_blocks(task, episode, k, reference)
     return _row(row_id, "look", episode.instance_id, episode_segments(episode.prompt, blocks, episode.observations))
 
 
-def world_text(task: Task, episode: Episode, k: int, outcome_every: int, rng: np.random.Generator) -> str:
+def world_text(
+    task: Task, episode: Episode, k: int, outcome_every: int, rng: np.random.Generator, reference: NoisyExpert
+) -> str:
     """Returns an exploration episode as world-model lines: transitions, then sampled plan outcomes.
 
     An outcome line's plan is the explorer's next k actions and its outcome one sampled run of
-    that plan followed by the expert, so the lines' mean outcome is Q*(state, plan).
+    that plan carried out by the reference policy, then continued by it (`NoisyExpert.sample`), so
+    the lines' mean outcome is the value D_look's p states for that plan.
     """
     lines = []
     for i, (state, action, obs) in enumerate(zip(episode.states, episode.actions, episode.observations)):
         lines.append(render_transition(task.describe(state), action, obs))
         if i % outcome_every == 0:
             plan = episode.actions[i : i + k]
-            lines.append(render_outcome(task.describe(state), plan, sampled_outcome(task, state, plan, rng)))
+            outcome = reference.sample(state, plan, rng)
+            lines.append(render_outcome(task.describe(state), plan, outcome))
     return "\n".join(lines) + "\n"
-
-
-def sampled_outcome(task: Task, state: Any, plan: Sequence[str], rng: np.random.Generator) -> bool:
-    """Returns one sampled outcome of running `plan` from `state`, then the expert (mean: Q*)."""
-    steps = simulate(task, state, plan, rng)
-    end = steps[-1].state if steps else state
-    while not end.done:
-        end = task.step(end, task.expert(end), rng).state
-    return bool(end.success)
 
 
 def _row(row_id: str, kind: str, instance_id: str, segments: list[tuple[str, bool]]) -> dict[str, Any]:
@@ -126,6 +139,28 @@ def _row(row_id: str, kind: str, instance_id: str, segments: list[tuple[str, boo
 def rows_dataset(rows: list[dict[str, Any]]) -> Dataset:
     """Returns rows of the common schema (COLUMNS) as a Dataset."""
     return Dataset.from_dict({c: [r[c] for r in rows] for c in COLUMNS})
+
+
+def mixed_rows(corpora: Corpora, world_tokens: int, look_tokens: int, seed: int) -> Dataset:
+    """Returns one dataset of D_world rows up to `world_tokens` and D_look rows up to `look_tokens`.
+
+    Each corpus's rows are taken in a seed-drawn order, cycled if the budget exceeds the corpus.
+    D_world rows (the D_expert episodes mixed into it too) become kind `world` with every segment a
+    target, so they train with the full language-model loss as in wm-amt; D_look rows keep their
+    agent flags (loss on the agent's tokens, as in fe-sft). The sft stage shuffles them together.
+    """
+    rng = np.random.default_rng([seed, SALT_MIXED])
+
+    def drawn(ds: Dataset, tokens: int) -> list[dict[str, Any]]:
+        rows, total, order = [], 0, rng.permutation(len(ds))
+        while total < tokens and len(ds):
+            row = ds[int(order[len(rows) % len(ds)])]
+            rows.append(row)
+            total += count_tokens(row["text"])
+        return rows
+
+    world = [dict(r, kind="world", agent=[True] * len(r["texts"])) for r in drawn(corpora.world, world_tokens)]
+    return rows_dataset(world + drawn(corpora.look, look_tokens))
 
 
 def count_tokens(text: str) -> int:
@@ -158,15 +193,27 @@ def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
     splits = task.splits(seed)
     experts = expert_episodes(task, splits.train, seed)
     expert_rows = [react_row(task, e, f"expert-{i}") for i, e in enumerate(experts)]
-    look_rows = [look_row(task, e, data.look_k, f"look-{i}") for i, e in enumerate(experts)]
+    reference = reference_policy(task, data, seed)
+    look_rows = [look_row(task, e, data.look_k, f"look-{i}", reference) for i, e in enumerate(experts)]
     faults.point("data")
     explored = world_episodes(task, data.world_episodes, seed)
     outcome_rng = np.random.default_rng([seed, SALT_OUTCOME])
     world_rows = []
     for i, episode in enumerate(explored):
-        text = world_text(task, episode, data.look_k, data.outcome_every, outcome_rng)
+        text = world_text(task, episode, data.look_k, data.outcome_every, outcome_rng, reference)
         world_rows.append(_row(f"world-{i}", "world", episode.instance_id, [(text, True)]))
-    world_rows += _expert_mix(expert_rows, world_rows, data.expert_share)
+    mixed = _expert_mix(expert_rows, world_rows, data.expert_share)
+    world_rows += mixed
+    texts = {"D_expert": expert_rows, "D_look": look_rows, "D_world": world_rows}
+    audits = audit_corpora(
+        task,
+        splits,
+        experts,
+        explored,
+        {name: [r["text"] for r in rows] for name, rows in texts.items()},
+        [r["instance_id"] for r in mixed],
+    )
+    check_clean(task, seed, audits)
     return Corpora(
         expert=rows_dataset(expert_rows),
         look=rows_dataset(look_rows),
@@ -174,6 +221,7 @@ def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
         expert_episodes=experts,
         world_episodes=explored,
         coverage=coverage(task, splits, experts, explored),
+        audit=audits,
     )
 
 
@@ -207,8 +255,22 @@ def corpus_stats(corpora: Corpora) -> dict[str, Any]:
             "agent_tokens": agent_tokens,
         }
     stats["coverage"] = corpora.coverage
+    stats["audit"] = [dataclasses.asdict(a) for a in corpora.audit]
+    stats["p_targets"] = p_target_stats(corpora.look)
     stats["expert_success"] = float(np.mean([e.success for e in corpora.expert_episodes]))
     return stats
+
+
+def p_target_stats(look: Dataset) -> dict[str, Any]:
+    """Returns the distribution of D_look's success estimates: count, mean, share at 1.0, histogram over 0.0 ... 1.0."""
+    ps = [float(m) for text in look["text"] for m in re.findall(r" p (\S+) act ", text)]
+    counts = [sum(1 for p in ps if f"{p:.1f}" == word) for word in P_WORDS]
+    return {
+        "n": len(ps),
+        "mean": float(np.mean(ps)) if ps else None,
+        "share_1.0": counts[-1] / len(ps) if ps else None,
+        "histogram": dict(zip(P_WORDS, counts)),
+    }
 
 
 def check_out_dir(out: Path) -> None:

@@ -24,10 +24,12 @@ from harness.core.registry import make_task
 from harness.core.runs import git_commit, run_dir, run_lock, versions, write_run
 from harness.core.traces import ForesightBlock
 from harness.data.recipes import expert_episodes, react_row
+from harness.data.reference import reference_policy
+from harness.evaluation.estimates import first_p_belief
 from harness.evaluation.scoring import episode_record, run_metrics
 from harness.training.models import stop_token_ids
 from harness.training.train import load_checkpoint, method_and_task, train_method
-from tasks.base import Task, play
+from tasks.base import Task, episode_items, play
 
 SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
 
@@ -92,6 +94,13 @@ def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
     return "".join(react_row(task, e, f"shot-{i}")["text"] for i, e in enumerate(episodes))
 
 
+def heldout_flags(task: Task, seed: int) -> list[bool]:
+    """Returns, per test instance, whether it needs a part of the world that no train expert episode shows."""
+    splits = task.splits(seed)
+    seen = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, splits.train, seed)))
+    return [bool(task.required(inst) - seen) for inst in splits.test]
+
+
 def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> float:
     """Returns the success of a uniformly random legal policy on `instances` (the floor to beat)."""
 
@@ -139,7 +148,13 @@ def _evaluate(
         else [[] for _ in test]
     )
     rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
-    records = [episode_record(task, i, e, rng, candidates[i]) for i, e in enumerate(episodes)]
+    reference = reference_policy(task, profile.data, seed)
+    heldout = heldout_flags(task, seed)
+    beliefs = [first_p_belief(model, tokenizer, e) if method.verbal_p else None for e in episodes]
+    records = [
+        episode_record(task, i, e, rng, reference, candidates[i], heldout[i], beliefs[i])
+        for i, e in enumerate(episodes)
+    ]
     metrics = run_metrics(records, method.verbal_p, seed, profile.data.look_k)
     metrics["cost"] = {
         "training_tokens": sum(int(o.stats.get("tokens_seen") or 0) for o in outcomes),

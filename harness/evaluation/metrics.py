@@ -177,7 +177,8 @@ def fidelity_by_step(hits_per_block: Sequence[Sequence[bool]], max_k: int) -> li
 
     fidelity_k = (blocks whose k-th predicted observation equals the actual one) / (blocks with a
     k-th prediction); block j contributes to steps 1..len(hits_per_block[j]) only. None at a step
-    no block reached. Predictions past max_k are ignored.
+    no block reached. Predictions past max_k are ignored. A prediction past the episode's end (the
+    world gives no k-th observation) is a miss, as in the FC-RL fidelity reward: one definition.
     """
     return fidelity_from_counts(*fidelity_counts(hits_per_block, max_k))
 

@@ -17,7 +17,7 @@ from harness.agent import AgentEpisode
 from harness.core.traces import ForesightBlock, ParseError, ReactTurn
 from harness.evaluation import metrics
 from harness.training.rewards import actual_observations, fidelity_hits
-from tasks.base import Task
+from tasks.base import NoisyExpert, Task
 
 
 def _parsed(turn_parsed: Any) -> dict[str, Any] | None:
@@ -34,9 +34,20 @@ def _parsed(turn_parsed: Any) -> dict[str, Any] | None:
 
 
 def episode_record(
-    task: Task, index: int, episode: AgentEpisode, rng: np.random.Generator, candidates: list[dict] | None = None
+    task: Task,
+    index: int,
+    episode: AgentEpisode,
+    rng: np.random.Generator,
+    reference: NoisyExpert,
+    candidates: list[dict] | None = None,
+    heldout: bool = False,
+    p_first: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
-    """Returns one episode as a JSON-ready record, with Q* and the actual observations of every block."""
+    """Returns one episode as a JSON-ready record, with Q_ref, Q* and the actual observations of every block.
+
+    `heldout`: the instance needs a part of the world no train expert episode shows. `p_first`: what
+    the model believed at the p token of its first turn (harness.evaluation.estimates), if it wrote one.
+    """
     turns = []
     for i, turn in enumerate(episode.turns):
         record: dict[str, Any] = {
@@ -47,6 +58,7 @@ def episode_record(
             "observation": turn.observation,
         }
         if isinstance(turn.parsed, ForesightBlock):
+            record["q_ref"] = reference.q(turn.state, turn.parsed.plan)
             record["q_star"] = task.q_star(turn.state, turn.parsed.plan)
             record["actual"] = actual_observations(task, episode, i, rng)
         turns.append(record)
@@ -55,6 +67,8 @@ def episode_record(
         "instance_id": episode.instance_id,
         "prompt": episode.prompt,
         "success": bool(episode.success),
+        "heldout": heldout,
+        "p_first": p_first,
         "turns": turns,
         "candidates": candidates or [],
     }
@@ -70,7 +84,7 @@ def _blocks(records: Sequence[dict], first_only: bool = False) -> list[tuple[dic
     return found
 
 
-P_METRICS = ("ece_first", "ece_all", "brier", "auroc", "q_error", "selection_gain")
+P_METRICS = ("ece_first", "ece_all", "brier", "auroc", "q_error", "q_error_star", "selection_gain")
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class RecordParts:
     parsed: list[bool]
     p: list[float]
     outcome: list[float]
+    q_ref: list[float]
     q_star: list[float]
     first_p: list[float]
     first_outcome: list[float]
@@ -100,13 +115,14 @@ def record_parts(record: dict, verbal_p: bool, max_k: int) -> RecordParts:
     blocks = _blocks([record]) if verbal_p else []
     first = _blocks([record], first_only=True) if verbal_p else []
     cands = record["candidates"] if verbal_p else []
-    hits = [fidelity_hits(t["parsed"]["rollout"], t["actual"])[: len(t["actual"])] for t, _ in blocks]
+    hits = [fidelity_hits(t["parsed"]["rollout"], t["actual"]) for t, _ in blocks]
     hit_counts, seen_counts = metrics.fidelity_counts(hits, max_k)
     return RecordParts(
         success=float(record["success"]),
         parsed=[t["parsed"] is not None for t in record["turns"]],
         p=[t["parsed"]["p"] for t, _ in blocks],
         outcome=[o for _, o in blocks],
+        q_ref=[t["q_ref"] for t, _ in blocks],
         q_star=[t["q_star"] for t, _ in blocks],
         first_p=[t["parsed"]["p"] for t, _ in first],
         first_outcome=[o for _, o in first],
@@ -143,7 +159,8 @@ def parts_metrics(parts: Sequence[RecordParts], verbal_p: bool, max_k: int) -> d
             ece_all=metrics.ece(p_all, o_all),
             brier=metrics.brier(p_all, o_all),
             auroc=metrics.auroc(p_all, o_all),
-            q_error=metrics.q_error(p_all, joined("q_star")),
+            q_error=metrics.q_error(p_all, joined("q_ref")),
+            q_error_star=metrics.q_error(p_all, joined("q_star")),
             selection_gain=metrics.mean_or_none(gains) if gains else None,
         )
         hits = np.sum([x.hits for x in parts], axis=0) if parts else np.zeros(max_k)
@@ -155,11 +172,33 @@ def parts_metrics(parts: Sequence[RecordParts], verbal_p: bool, max_k: int) -> d
     return out
 
 
+def belief_metrics(records: Sequence[dict], verbal_p: bool) -> dict[str, float | None]:
+    """Returns how much room RL has at the first turn's p: the written p's mean, the model's entropy
+    at the p token (bits) and expected p there, each a mean over the records that wrote a first p.
+
+    `overconfidence` = mean_p - success: how far the estimates sit above what the agent achieves.
+    """
+    if not verbal_p:
+        return {"mean_p": None, "overconfidence": None, "p_entropy": None, "expected_p": None}
+    first = _blocks(records, first_only=True)
+    mean_p = metrics.mean_or_none([t["parsed"]["p"] for t, _ in first])
+    beliefs = [r["p_first"] for r in records if r.get("p_first")]
+    expected = [b["expected_p"] for b in beliefs if b["expected_p"] is not None]
+    success = metrics.mean_or_none([float(r["success"]) for r in records])
+    return {
+        "mean_p": mean_p,
+        "overconfidence": None if mean_p is None or success is None else mean_p - success,
+        "p_entropy": metrics.mean_or_none([b["entropy_bits"] for b in beliefs]),
+        "expected_p": metrics.mean_or_none(expected),
+    }
+
+
 def run_metrics(records: Sequence[dict], verbal_p: bool, seed: int, max_k: int) -> dict[str, Any]:
-    """Returns a run's metrics: the point metrics, success with its bootstrap CI, reliability bins."""
+    """Returns a run's metrics: the point metrics, success with its bootstrap CI, beliefs at p, reliability bins."""
     every = _blocks(records) if verbal_p else []
     return {
         **point_metrics(records, verbal_p, max_k),
+        **belief_metrics(records, verbal_p),
         "n_episodes": len(records),
         "success_ci": metrics.success_summary([float(r["success"]) for r in records], seed),
         "turns_per_episode": metrics.mean_or_none([len(r["turns"]) for r in records]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.core.config import Profile
 from harness.core.registry import make_task
 from harness.data.recipes import expert_episodes, look_row, react_row
+from harness.data.reference import reference_policy
 
 
 def describe_task(name: str, profile: Profile) -> str:
@@ -21,7 +22,9 @@ def describe_task(name: str, profile: Profile) -> str:
     episode = expert_episodes(task, splits.train[:1], profile.seeds[0])[0]
     rows = {
         "ReAct": react_row(task, episode, "show"),
-        "foresight": look_row(task, episode, profile.data.look_k, "show"),
+        "foresight": look_row(
+            task, episode, profile.data.look_k, "show", reference_policy(task, profile.data, profile.seeds[0])
+        ),
     }
     for title, row in rows.items():
         lines += ["", f"example expert episode ({title}, success={episode.success}):"]

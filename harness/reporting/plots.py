@@ -29,7 +29,7 @@ from harness.core.errors import HarnessError  # noqa: E402
 
 METHOD_ORDER = (
     "react", "sft-mimic", "vanilla-rl", "foresight",
-    "foresight-no-rl", "foresight-no-amt", "foresight-success-only", "sft-mimic-plus-world",
+    "foresight-no-rl", "foresight-no-amt", "foresight-success-only", "foresight-no-order",
 )  # fmt: skip
 METHOD_COLORS = dict(
     zip(METHOD_ORDER, ("#7f7f7f", "#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"))

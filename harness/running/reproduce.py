@@ -38,7 +38,11 @@ TABLE_METRICS = (
     "brier",
     "auroc",
     "q_error",
+    "q_error_star",
     "selection_gain",
+    "mean_p",
+    "overconfidence",
+    "p_entropy",
 )
 
 

@@ -5,7 +5,8 @@ reward = success + lambda_cal * calibration + lambda_fid * fidelity, where
 - calibration = mean over the episode's turns of 1 - (p - outcome)^2, outcome = success; a turn
   whose foresight block does not parse scores 0, so format failures are never rewarded;
 - fidelity    = mean over turns of the share of the block's predicted observations that equal
-  the actual ones (a turn without a block scores 0).
+  the actual ones (a turn without a block scores 0; a prediction past the episode's end, where
+  the world gives no observation, is wrong: the rollout metric counts it the same way).
 vanilla-rl uses success alone.
 """
 

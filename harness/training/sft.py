@@ -67,13 +67,17 @@ class StepFaults(TrainerCallback):
 
 
 def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int) -> Dataset:
-    """Returns `input_ids` and `assistant_masks` per row (all ones under the full LM loss)."""
+    """Returns `input_ids` and `assistant_masks` per row (all ones under the full LM loss).
+
+    A row of kind `world` (D_world in a mixed stage) always takes the full LM loss, as in wm-amt.
+    """
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
-        flags = [True] * len(row["texts"]) if full_loss else row["agent"]
+        full = full_loss or row["kind"] == "world"
+        flags = [True] * len(row["texts"]) if full else row["agent"]
         ids, mask = encode_segments(tokenizer, row["texts"], flags)
         eos = tokenizer.eos_token_id
-        if full_loss and eos is not None:
+        if full and eos is not None:
             ids, mask = ids + [eos], mask + [1]
         return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length]}
 

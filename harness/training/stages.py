@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,20 @@ from harness.core.traces import FORMAT_VERSION
 
 STAGE_KINDS = ("sft", "wm-amt", "grpo")
 """sft: agentic SFT, loss on agent tokens; wm-amt: full LM loss on text; grpo: RL through our agent loop."""
-DATA_RECIPES = ("expert", "look", "world", "look+world", "prompts")
+DATA_RECIPES = ("expert", "look", "world", "world:<tokens>+look:<tokens>", "prompts")
+"""What a stage trains on; the mixed recipe names the tokens it draws from each corpus."""
+_MIXED = re.compile(r"^world:(\d+)\+look:(\d+)$")
+
+
+def mixed_recipe(world_tokens: int, look_tokens: int) -> str:
+    """Returns the recipe of one shuffled stage of D_world (full LM loss) and D_look (agent-token loss) rows."""
+    return f"world:{world_tokens}+look:{look_tokens}"
+
+
+def parse_mixed(recipe: str) -> tuple[int, int] | None:
+    """Returns (world tokens, look tokens) of a mixed recipe, or None for any other recipe."""
+    match = _MIXED.match(recipe)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets import concatenate_datasets
-
 from harness.core import faults
 from harness.core.config import Profile, config_hash
 from harness.core.errors import HarnessError
@@ -29,10 +27,17 @@ from harness.core.locks import locked
 from harness.core.registry import make_task, method_factory
 from harness.core.store import atomic_dir, atomic_write_text, remove_leftovers
 from harness.core.traces import FORMAT_WORDS
-from harness.data.recipes import Corpora, build_corpora, look_row, rows_dataset
+from harness.data.recipes import Corpora, build_corpora, mixed_rows
 from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
-from harness.training.stages import StageSpec, stage_hash, stage_problem, stage_status, weight_checksums
+from harness.training.stages import (
+    StageSpec,
+    parse_mixed,
+    stage_hash,
+    stage_problem,
+    stage_status,
+    weight_checksums,
+)
 from tasks.base import Task
 
 LORA_TARGETS = {
@@ -149,13 +154,11 @@ def _wrap_lora(model: Any, rank: int) -> Any:
     return get_peft_model(model, config)
 
 
-def stage_rows(spec: StageSpec, task: Task, corpora: Corpora, profile: Profile):
+def stage_rows(spec: StageSpec, corpora: Corpora, seed: int):
     """Returns the dataset a stage trains on (its data recipe)."""
-    if spec.data == "look+world":
-        world = [
-            look_row(task, e, profile.data.look_k, f"world-look-{i}") for i, e in enumerate(corpora.world_episodes)
-        ]
-        return concatenate_datasets([corpora.look, rows_dataset(world)])
+    mixed = parse_mixed(spec.data)
+    if mixed:
+        return mixed_rows(corpora, *mixed, seed)
     return {"expert": corpora.expert, "look": corpora.look, "world": corpora.world}[spec.data]
 
 
@@ -224,7 +227,7 @@ def _train_stage(
     else:
         from harness.training.sft import train_sft
 
-        rows = stage_rows(spec, task, corpora(), profile)
+        rows = stage_rows(spec, corpora(), seed)
         stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label)
     stats["wall_s"] = round(time.time() - started, 2)
     stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -295,6 +298,9 @@ def train_method(
             _LAST_CORPORA[key] = build_corpora(task, profile.data, seed)
         return _LAST_CORPORA[key]
 
+    # The contamination audit runs on every call, cached stages or not: build_corpora refuses data in
+    # which a training episode starts at a dev or test instance (harness.data.audit).
+    corpora()
     checkpoint = initial_checkpoint(profile, seed, cache)
     outcomes = []
     for spec in method.stages:

@@ -17,6 +17,7 @@ from tasks.base import (
     INVALID_ACTION,
     Task,
     episode_items,
+    eval_keys,
     expert_episode,
     explore,
     play,
@@ -286,6 +287,7 @@ def test_dev_is_drawn_as_test_is(task: Countdown, seed: int) -> None:
 def held_out_numbers(task: Countdown, seed: int, n_world: int) -> dict[str, float]:
     """Returns the share of test needing a state no train expert shows, and the share of those exploration shows."""
     splits = task.splits(seed)
+    banned = eval_keys(task, splits)  # as D_world: exploration never starts at a dev or test instance
     train_items = frozenset().union(
         *(
             episode_items(task, expert_episode(task, inst, np.random.default_rng([seed, i])))
@@ -294,7 +296,7 @@ def held_out_numbers(task: Countdown, seed: int, n_world: int) -> dict[str, floa
     )
     world_items = frozenset().union(
         *(
-            episode_items(task, explore(task, np.random.default_rng([seed, 999, k]), EXPLORER_POLICIES[k % 3]))
+            episode_items(task, explore(task, np.random.default_rng([seed, 999, k]), EXPLORER_POLICIES[k % 3], banned))
             for k in range(n_world)
         )
     )
@@ -315,7 +317,9 @@ BIGGER = {"n_numbers": 4, "max_number": 13, "max_value": 500, "max_target": 100}
 @pytest.mark.parametrize(
     ("knobs", "min_in_world"),
     [
-        ({}, 0.95),
+        # Exploration never starts at a dev or test instance (task version 3): seed 1 shows 18 of its
+        # 19 held-out states (0.95) where exploration from anywhere showed them all.
+        ({}, 0.9),
         ({"heldout_share": 0.2}, 0.95),
         # A bigger world needs more exploration to show every held-out state; train covers the
         # familiar instances here only through siblings (too few are familiar by chance). With

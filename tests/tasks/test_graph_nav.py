@@ -14,6 +14,7 @@ from tasks.base import (
     EXPLORER_POLICIES,
     INVALID_ACTION,
     episode_items,
+    eval_keys,
     expert_episode,
     explore,
     play,
@@ -191,7 +192,8 @@ def test_heldout_coverage(task: GraphNav, seed: int) -> None:
     experts = [expert_episode(task, inst, np.random.default_rng([seed, 101, i])) for i, inst in enumerate(splits.train)]
     shown = frozenset().union(*(episode_items(task, e) for e in experts))
     policies = EXPLORER_POLICIES
-    world = [explore(task, np.random.default_rng([seed, 202, i]), policies[i % 3]) for i in range(2000)]
+    banned = eval_keys(task, splits)  # as D_world: exploration never starts at a dev or test instance
+    world = [explore(task, np.random.default_rng([seed, 202, i]), policies[i % 3], banned) for i in range(2000)]
     explored = frozenset().union(*(episode_items(task, e) for e in world))
     unseen = [task.required(inst) - shown for inst in splits.test]
     needs = float(np.mean([bool(u) for u in unseen]))

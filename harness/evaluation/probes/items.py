@@ -4,7 +4,8 @@ Each test instance is played once by an explorer (the policies cycle as in D_wor
 off the expert's path are asked about too). Every state of that episode gives one next-observation
 item (the action the explorer took and the observation the world returned) and one calibration
 item (the explorer's next k actions as the plan, one sampled outcome of that plan followed by the
-expert, and Q* of the plan). The rows are what `harness data build` writes as
+reference policy of D_look's p (harness.data.reference), that policy's exact value of the plan
+and Q* of the plan). The rows are what `harness data build` writes as
 probe_next_obs.jsonl and probe_calibration.jsonl.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 
 from harness.core.config import DataSpec
 from harness.core.traces import render_outcome, render_transition
-from harness.data.recipes import episode_rng, sampled_outcome
+from harness.data.recipes import episode_rng
+from harness.data.reference import reference_policy
 from tasks.base import EXPLORER_POLICIES, Task, explorer, play
 
 SALT_PROBE, SALT_PROBE_OUTCOME = 404, 808
@@ -44,8 +46,10 @@ def probe_items(task: Task, data: DataSpec, seed: int) -> dict[str, list[dict[st
     next_obs rows: id, instance_id, policy, turn, context ("world <state> act <action> ->"),
     target (the observation). calibration rows: id, instance_id, policy, turn, context
     ("world <state> plan <a1> ; <a2> ->"), plan, outcome (0/1, one sampled run of the plan then
-    the expert), label (index into CHOICES of the outcome) and q_star.
+    the reference policy), label (index into CHOICES of the outcome), q_ref (that policy's value of
+    the plan) and q_star.
     """
+    reference = reference_policy(task, data, seed)
     next_obs: list[dict[str, Any]] = []
     calibration: list[dict[str, Any]] = []
     for i, instance in enumerate(task.splits(seed).test):
@@ -60,7 +64,7 @@ def probe_items(task: Task, data: DataSpec, seed: int) -> dict[str, list[dict[st
                 {"id": f"obs-{i}-{t}", **common, "context": _split_last(line, observation), "target": observation}
             )
             plan = episode.actions[t : t + data.look_k]
-            success = sampled_outcome(task, state, plan, outcome_rng)
+            success = reference.sample(state, plan, outcome_rng)
             word = CHOICES[0] if success else CHOICES[1]
             calibration.append(
                 {
@@ -70,6 +74,7 @@ def probe_items(task: Task, data: DataSpec, seed: int) -> dict[str, list[dict[st
                     "plan": list(plan),
                     "outcome": int(success),
                     "label": CHOICES.index(word),
+                    "q_ref": float(reference.q(state, plan)),
                     "q_star": float(task.q_star(state, plan)),
                 }
             )

@@ -25,7 +25,8 @@ def success_probability(ll_success: float, ll_failure: float) -> float:
 
 
 def calibration_results(doc: dict[str, Any], results: Sequence[tuple[float, bool]]) -> dict[str, Any]:
-    """Returns one item's metric inputs: (p, outcome) for Brier and ECE, (p, Q*) for Q-error, p, and
+    """Returns one item's metric inputs: (p, outcome) for Brier and ECE, (p, Q_ref) for Q-error (the
+    reference policy's value, as the outcome samples it), p, and
     choice_mass = P(success) + P(failure), the share of the model's next-word probability the two
     words take (near 1 for a model trained on D_world, small for one that never saw the format)."""
     (ll_success, _), (ll_failure, _) = results
@@ -34,7 +35,7 @@ def calibration_results(doc: dict[str, Any], results: Sequence[tuple[float, bool
     return {
         "brier": (p, outcome),
         "ece": (p, outcome),
-        "q_error": (p, float(doc["q_star"])),
+        "q_error": (p, float(doc["q_ref"])),
         "mean_p": p,
         "choice_mass": math.exp(ll_success) + math.exp(ll_failure),
     }
@@ -51,5 +52,5 @@ def ece_of_pairs(items: Sequence[tuple[float, float]]) -> float | None:
 
 
 def q_error_of_pairs(items: Sequence[tuple[float, float]]) -> float | None:
-    """Returns the Q-error mean(|p - Q*|) of (p, Q*) pairs."""
+    """Returns the Q-error mean(|p - Q_ref|) of (p, Q_ref) pairs."""
     return q_error([p for p, _ in items], [q for _, q in items])

@@ -59,7 +59,7 @@ def test_remove_leftovers_removes_temp_entries_of_the_named_files_only(tmp_path:
 def test_reproduce_jobs_never_give_two_workers_one_run_or_stage(tmp_path: Path) -> None:
     """`reproduce --jobs N` hands whole chains to its workers: no two chains write one file, and the
     chains cut each (task, seed) group as its stages say (react with vanilla-rl, sft-mimic with
-    foresight-no-amt, foresight with foresight-no-rl and foresight-success-only, plus-world alone)."""
+    foresight-no-amt, foresight with foresight-no-rl and foresight-success-only, foresight-no-order alone)."""
     profile = load_profile("smoke")
     writes = []
     for group in plan(profile):
@@ -68,7 +68,7 @@ def test_reproduce_jobs_never_give_two_workers_one_run_or_stage(tmp_path: Path) 
             ["react", "vanilla-rl"],
             ["sft-mimic", "foresight-no-amt"],
             ["foresight", "foresight-no-rl", "foresight-success-only"],
-            ["sft-mimic-plus-world"],
+            ["foresight-no-order"],
         ]
         for chain in cut:
             files = set()

@@ -10,7 +10,8 @@ import pytest
 from harness.core.config import DataSpec
 from harness.core.registry import make_task
 from harness.core.traces import ForesightBlock, ReactTurn, parse_turn, round_p
-from harness.data.recipes import build_corpora, corpus_stats, count_tokens, save_corpora
+from harness.data.recipes import build_corpora, corpus_stats, count_tokens, mixed_rows, save_corpora
+from harness.data.reference import reference_policy
 
 SMOKE = {"n_nodes": 8, "horizon": 6, "n_train": 20, "n_dev": 4, "n_test": 12}
 DATA = DataSpec(look_k=2, world_episodes=40, outcome_every=2, expert_share=0.2)
@@ -44,7 +45,7 @@ def test_d_look_blocks_are_the_truth(task, corpora) -> None:
             assert isinstance(block, ForesightBlock)
             assert block.plan == tuple(episode.actions[i : i + 2])
             assert block.rollout == tuple(episode.observations[i : i + 2])
-            assert block.p == round_p(task.q_star(episode.states[i], block.plan))
+            assert block.p == round_p(reference_policy(task, DATA, 0).q(episode.states[i], block.plan))
             assert block.action == episode.actions[i]
 
 
@@ -80,3 +81,26 @@ def test_stats_and_atomic_save(tmp_path: Path, corpora) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["D_expert.jsonl", "D_look.jsonl", "D_world.jsonl", "stats.json"]
     assert json.loads((out / "stats.json").read_text())["D_look"]["rows"] == len(corpora.look)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_mixed_rows_draw_each_corpus_to_its_budget_with_its_loss(corpora) -> None:
+    """foresight-no-order's stage: D_world rows to one budget at the full LM loss, D_look rows to another at
+    the agent-token loss, drawn in a seed-drawn order (cycled when a budget exceeds its corpus)."""
+    world_budget, look_budget = 300, 10_000
+    rows = mixed_rows(corpora, world_budget, look_budget, seed=0)
+    world = [r for r in rows if r["kind"] == "world"]
+    look = [r for r in rows if r["kind"] == "look"]
+    assert len(world) + len(look) == len(rows)
+    world_tokens = sum(count_tokens(r["text"]) for r in world)
+    look_tokens = sum(count_tokens(r["text"]) for r in look)
+    # Rows are added until the budget is reached: the last one may overshoot by one row.
+    assert world_budget <= world_tokens < world_budget + max(count_tokens(r["text"]) for r in world)
+    assert look_budget <= look_tokens < look_budget + max(count_tokens(r["text"]) for r in look)
+    assert len(look) > len(corpora.look)  # the look budget is larger than D_look: cycled
+    assert all(all(r["agent"]) for r in world)  # every world token is a target
+    look_by_id = {r["id"]: r for r in corpora.look}
+    assert all(r["agent"] == look_by_id[r["id"]]["agent"] for r in look)  # fe-sft's masks kept
+    world_ids = {r["id"] for r in corpora.world}
+    assert {r["id"] for r in world} <= world_ids
+    assert mixed_rows(corpora, world_budget, look_budget, seed=0).to_dict() == rows.to_dict()
+    assert mixed_rows(corpora, world_budget, look_budget, seed=1)["id"] != rows["id"]

@@ -43,10 +43,12 @@ def test_success_probability_normalizes_the_two_words() -> None:
 
 def test_calibration_metric_against_hand_computed_values() -> None:
     # p = 0.75, 0.25, 0.9, 0.5: each item's two words share a probability mass of 0.5.
-    ps, outcomes, q_stars = [0.75, 0.25, 0.9, 0.5], [1, 0, 0, 1], [0.8, 0.2, 0.5, 0.5]
+    ps, outcomes, q_refs = [0.75, 0.25, 0.9, 0.5], [1, 0, 0, 1], [0.8, 0.2, 0.5, 0.5]
     items = [
-        calibration_results({"outcome": y, "q_star": q}, [(math.log(p * 0.5), False), (math.log((1 - p) * 0.5), False)])
-        for p, y, q in zip(ps, outcomes, q_stars)
+        calibration_results(
+            {"outcome": y, "q_ref": q, "q_star": 1.0}, [(math.log(p * 0.5), False), (math.log((1 - p) * 0.5), False)]
+        )
+        for p, y, q in zip(ps, outcomes, q_refs)
     ]
     assert [i["mean_p"] for i in items] == pytest.approx(ps)
     assert [i["choice_mass"] for i in items] == pytest.approx([0.5] * 4)
@@ -54,7 +56,7 @@ def test_calibration_metric_against_hand_computed_values() -> None:
     assert brier_of_pairs([i["brier"] for i in items]) == pytest.approx(0.29625)
     # ECE: one item per bin (2, 5, 7, 9): (0.25 + 0.5 + 0.25 + 0.9) / 4
     assert ece_of_pairs([i["ece"] for i in items]) == pytest.approx(0.475)
-    # Q-error: (0.05 + 0.05 + 0.4 + 0) / 4
+    # Q-error against Q_ref (never Q*): (0.05 + 0.05 + 0.4 + 0) / 4
     assert q_error_of_pairs([i["q_error"] for i in items]) == pytest.approx(0.125)
 
 
@@ -73,17 +75,18 @@ def test_probe_items_ask_about_test_states(task_name: str) -> None:
     for row in items["calibration"]:
         assert row["context"].endswith(" ->") and " plan " in row["context"]
         assert 1 <= len(row["plan"]) <= SMOKE.data.look_k and 0.0 <= row["q_star"] <= 1.0
+        assert 0.0 <= row["q_ref"] <= 1.0
         assert CHOICES[row["label"]] == ("success" if row["outcome"] else "failure")
         if task_name != "graph-nav":
-            # Deterministic worlds: Q* is 0 or 1 and the sampled outcome is that very value.
-            assert row["outcome"] == row["q_star"]
+            assert row["q_star"] in (0.0, 1.0)  # deterministic worlds
 
 
-def test_probe_outcomes_are_sampled_around_q_star() -> None:
-    task = make_task("graph-nav", SMOKE.tasks["graph-nav"])
+@pytest.mark.parametrize("task_name", ["graph-nav", "kb-search", "countdown"])
+def test_probe_outcomes_are_sampled_around_q_ref(task_name: str) -> None:
+    task = make_task(task_name, SMOKE.tasks[task_name])
     rows = probe_items(task, SMOKE.data, 0)["calibration"] + probe_items(task, SMOKE.data, 1)["calibration"]
     mean_outcome = sum(r["outcome"] for r in rows) / len(rows)
-    mean_q = sum(r["q_star"] for r in rows) / len(rows)
+    mean_q = sum(r["q_ref"] for r in rows) / len(rows)
     assert 0 < mean_q < 1 and abs(mean_outcome - mean_q) < 3 * math.sqrt(0.25 / len(rows))
 
 
@@ -125,7 +128,7 @@ def test_lm_eval_glue_matches_direct_computation(tiny) -> None:
     outcomes = [r["outcome"] for r in calibration]
     assert cal["mean_p"] == pytest.approx(sum(ps) / n, abs=1e-6)
     assert cal["brier"] == pytest.approx(sum((p - y) ** 2 for p, y in zip(ps, outcomes)) / n, abs=1e-6)
-    assert cal["q_error"] == pytest.approx(sum(abs(p - r["q_star"]) for p, r in zip(ps, calibration)) / n, abs=1e-6)
+    assert cal["q_error"] == pytest.approx(sum(abs(p - r["q_ref"]) for p, r in zip(ps, calibration)) / n, abs=1e-6)
     assert 0 <= cal["ece"] <= 1 and 0 < cal["choice_mass"] < 1
 
 

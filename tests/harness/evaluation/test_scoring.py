@@ -13,11 +13,13 @@ from harness.core.config import load_profile
 from harness.core.registry import make_task
 from harness.core.traces import ParseError, normalize, parse_turn
 from harness.evaluation.scoring import episode_record, run_metrics
+from tasks.base import NoisyExpert
 
 SMOKE = load_profile("smoke")
 TASK = make_task("graph-nav", SMOKE.tasks["graph-nav"])
 INSTANCES = TASK.splits(0).test[:3]
 WORDS = sorted(TASK.vocabulary())
+REFERENCE = NoisyExpert(TASK, 0.3)
 
 
 def _foresight_like() -> st.SearchStrategy[str]:
@@ -63,7 +65,7 @@ def play(outputs: list[str], instance, seed: int) -> AgentEpisode:
 def test_any_output_is_scored_and_parse_failures_count_in_the_format_rate(outputs, seed: int) -> None:
     episodes = [play(out, INSTANCES[i], seed) for i, out in enumerate(outputs)]
     rng = np.random.default_rng(seed)
-    records = [json.loads(json.dumps(episode_record(TASK, i, e, rng))) for i, e in enumerate(episodes)]
+    records = [json.loads(json.dumps(episode_record(TASK, i, e, rng, REFERENCE))) for i, e in enumerate(episodes)]
     metrics = run_metrics(records, True, seed, SMOKE.data.look_k)
     turns = [t for e in episodes for t in e.turns]
     parsed = [not isinstance(t.parsed, ParseError) for t in turns]

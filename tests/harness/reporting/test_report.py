@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from harness.reporting.report import Cost
+import pandas as pd
+import pytest
+
+from harness.core.config import load_profile
+from harness.reporting.report import Cost, claim_summary, claim_tests
 from harness.running.reproduce import measure_cost
 
 
@@ -25,3 +29,39 @@ def test_measure_cost_reads_this_process() -> None:
     cost = measure_cost(started=0.0, jobs=1)
     assert cost.peak_mb > 10  # a Python process with torch imported holds far more than 10 MiB
     assert cost.wall_s > 1e9  # seconds since the epoch
+
+
+def _rows(*verdicts: str) -> pd.DataFrame:
+    return pd.DataFrame({"claim": ["C1"] * len(verdicts), "verdict": list(verdicts)})
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "overall"),
+    [
+        (("supports", "supports", "inconclusive"), "supported"),  # 2 outnumber 1
+        (("supports", "inconclusive"), "not established"),  # 1 does not outnumber 1 (the old rule said supported)
+        (("supports", "supports", "contradicts"), "not established"),  # none may contradict
+        (("contradicts", "contradicts", "inconclusive"), "contradicted"),
+        (("contradicts", "inconclusive"), "not established"),
+        (("inconclusive",), "not established"),
+    ],
+)
+def test_claim_rule_is_the_one_the_report_states(verdicts: tuple[str, ...], overall: str) -> None:
+    """REPORT.md says 'supporting comparisons outnumber inconclusive ones and none contradicts it'."""
+    assert claim_summary(_rows(*verdicts), "C1").startswith(f"**{overall}**")
+
+
+def test_c1_tests_look_inside_sft_mimic_and_c2_holds_the_comparisons_with_it() -> None:
+    tests = claim_tests(load_profile("default"))
+    c1 = [t for t in tests if t.claim == "C1"]
+    assert {t.method for t in c1} == {"sft-mimic"} and {t.kind for t in c1} == {"level", "gap"}
+    assert [t.label for t in c1] == [
+        "sft-mimic: format_rate vs 0.9",
+        "sft-mimic, held-out - familiar: fidelity@1",
+        "sft-mimic, held-out - familiar: q_error",
+        "sft-mimic vs foresight-no-rl, held-out - familiar: fidelity@1",
+    ]
+    c2 = {(t.method, t.baseline, t.metric) for t in tests if t.claim == "C2"}
+    assert ("foresight", "sft-mimic", "fidelity@1") in c2
+    c4 = {(t.method, t.baseline) for t in tests if t.claim == "C4"}
+    assert ("foresight-no-rl", "foresight-no-order") in c4

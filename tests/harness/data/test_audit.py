@@ -1,0 +1,74 @@
+"""The contamination audit (harness.data.audit): no dev or test instance starts a training episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.core.config import load_profile
+from harness.core.registry import make_task
+from harness.data import recipes
+from harness.data.audit import _share_in_text
+from harness.data.recipes import build_corpora
+from harness.training import train as train_module
+from tasks.base import EXPLORER_POLICIES, eval_keys, explore, explorer, play
+from tests.cli_inprocess import run
+
+PROFILES = ("smoke", "default", "paper")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile_name", PROFILES)
+def test_no_eval_instance_starts_a_training_episode(profile_name: str) -> None:
+    profile = load_profile(profile_name)
+    for name in profile.tasks:
+        task = make_task(name, profile.tasks[name])
+        for seed in (0, 1, 2):
+            audits = build_corpora(task, profile.data, seed).audit
+            assert [a.corpus for a in audits] == ["D_expert", "D_look", "D_world", "rl-prompts", "few-shot"]
+            assert [a.eval_starts for a in audits] == [0] * 5, (profile_name, name, seed)
+            assert all(a.episodes > 0 for a in audits)
+
+
+def test_exploration_never_starts_at_an_excluded_instance() -> None:
+    task = make_task("kb-search", load_profile("smoke").tasks["kb-search"])
+    banned = eval_keys(task, task.splits(0))
+    starts = [explore(task, np.random.default_rng(i), "random", banned).prompt for i in range(300)]
+    assert not set(starts) & banned
+    # Without the exclusion, the same draws do start at evaluation instances: the check has teeth.
+    assert set(explore(task, np.random.default_rng(i), "random").prompt for i in range(300)) & banned
+
+
+def test_share_of_eval_states_in_text_by_hand() -> None:
+    task = make_task("graph-nav", load_profile("smoke").tasks["graph-nav"])
+    splits = task.splits(0)
+    evals = (*splits.dev, *splits.test)
+    first = task.prompt(task.reset(evals[0]))
+    # Whole words only: the prompt followed by more text counts, glued to another word does not.
+    assert _share_in_text([f"x {first} left 3"], task, splits) == pytest.approx(1 / len(evals))
+    assert _share_in_text([f"x {first}9"], task, splits) == 0.0
+
+
+def test_a_planted_test_instance_is_refused(monkeypatch, capsys, tmp_path: Path) -> None:
+    """One exploration episode that starts at a test instance: build_corpora, and so train, refuse it."""
+    real = recipes.world_episodes
+
+    def planted(task, n, seed):
+        instance = task.splits(seed).test[0]
+        rng = np.random.default_rng(0)
+        return real(task, n - 1, seed) + [play(task, instance, explorer(task, EXPLORER_POLICIES[0]), rng)]
+
+    monkeypatch.setattr(recipes, "world_episodes", planted)
+    monkeypatch.setattr(train_module, "_LAST_CORPORA", {})
+    code, out, err = run(
+        monkeypatch, capsys, "train", "--method", "react", "--task", "graph-nav", "--profile", "smoke",
+        "--cache", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert code == 2
+    assert err.strip() == (
+        "error: contamination: D_world of graph-nav seed 0 starts 1 training episode(s) at dev/test instances; "
+        "no evaluation instance may reach a training corpus"
+    )
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
