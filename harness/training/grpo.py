@@ -27,6 +27,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.traces import ForesightBlock, ParseError
+from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids
 from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
 from harness.training.sft import JsonlLog, StepFaults, resume_point, trainer_args
 from harness.training.stages import GrpoSettings
@@ -141,6 +142,10 @@ def make_rollout_func(
 ) -> Callable[[list[str], Any], dict[str, list]]:
     """Returns the rollout_func that plays one episode per prompt with the trainer's current model."""
     by_prompt = {task.prompt(task.reset(inst)): inst for inst in instances}
+    explore: dict[str, Any] = {}
+    if settings.p_temperature is not None:
+        marker, values = p_token_ids(tokenizer)
+        explore = {"p_temperature": settings.p_temperature, "p_marker": marker, "p_values": values}
 
     def rollout_func(prompts: list[str], trainer: Any) -> dict[str, list]:
         # One generation per optimizer step (steps_per_generation = 1), so the step numbers the
@@ -148,7 +153,7 @@ def make_rollout_func(
         call = trainer.state.global_step
         chosen = [by_prompt[p] for p in prompts]
         rngs = [np.random.default_rng([seed, SALT_RL, call, i]) for i in range(len(chosen))]
-        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call)
+        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call, **explore)
         training = trainer.model.training
         started, timings = time.perf_counter(), {"env_s": 0.0}
         episodes = run_episodes(trainer.model, tokenizer, task, chosen, rngs, fmt, sampling, stop_ids, timings=timings)
@@ -204,7 +209,13 @@ def train_grpo(
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
     clock, stats = StepClock(), RolloutStats()
-    trainer = GRPOTrainer(
+    trainer_class: Any = GRPOTrainer
+    extra: dict[str, Any] = {}
+    if settings.p_temperature is not None:
+        marker, values = p_token_ids(tokenizer)
+        trainer_class = PTemperatureGRPOTrainer
+        extra = {"p_temperature": settings.p_temperature, "marker": marker, "values": values}
+    trainer = trainer_class(
         model=model,
         reward_funcs=[_field_reward(n) for n in names],
         args=args,
@@ -212,6 +223,7 @@ def train_grpo(
         processing_class=tokenizer,
         rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock, stats),
         callbacks=[clock, JsonlLog(log_path, label, extra=lambda: {**clock.pop(), **stats.pop()}), StepFaults("grpo")],
+        **extra,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
