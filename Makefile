@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce test test-heavy bench lint smoke verify clean
+.PHONY: reproduce sweep test test-heavy bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ JOBS ?= 2
 
 reproduce: $(STAMP)
 	$(BIN)/harness reproduce --profile default --jobs $(JOBS) --threads 1
+
+# FC-RL's steps ladder (the default profile's `sweeps: rl-steps`): tables, figures and BUDGET.md in
+# results/sweeps/rl-steps/. Resumable: a rerun skips the finished runs. Estimated 1.5-2 h on 2 cores
+# (docs/cluster.md, "make sweep"); --backend ray spreads it over a cluster.
+sweep: $(STAMP)
+	$(BIN)/harness sweep --profile default --name rl-steps --jobs $(JOBS) --threads 1
 
 smoke: $(STAMP)
 	$(BIN)/harness reproduce --profile smoke

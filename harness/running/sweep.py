@@ -6,7 +6,9 @@
 A sweep is declared in a profile's `sweeps:` section (vary, tasks, methods, seeds) or on the command
 line; `--vary KEY=V1,V2,...` (repeatable) names a dotted key into the profile (`stages.fc-rl.steps`,
 `model.hidden_size`, `tasks.graph-nav.n_train`, `data.world_episodes`, `eval.candidates`) and adds
-or replaces that axis. The grid is every combination of the axes; the first axis is the one the
+or replaces that axis; keys joined by `+` are one axis whose value each of them takes
+(`stages.fc-rl.steps+stages.rl.steps=20,80,320` gives vanilla-rl the steps FC-RL gets). The grid
+is every combination of the axes; the first axis is the one the
 figures put on their x axis. A point's runs live in the run store under the profile name
 `<profile>~<sweep>/<key>=<value>,...`, so each point is an ordinary profile that `harness compare`
 and `harness report` can read. Stages the points share are trained once: the stage cache is keyed
@@ -156,7 +158,8 @@ def points(profile: Profile, sweep: Sweep) -> list[Point]:
         chosen = dict(zip(sweep.vary, combo))
         values = copy.deepcopy(base)
         for key, value in chosen.items():
-            set_dotted(values, key, value)
+            for part in key.split("+"):  # keys joined by + move together (fc-rl and rl steps)
+                set_dotted(values, part, value)
         values.update(
             name=f"{profile.name}~{sweep.name}/{point_slug(chosen)}",
             tasks={t: values["tasks"][t] for t in sweep.tasks},

@@ -64,6 +64,18 @@ def test_a_profile_sweep_is_read_and_the_command_line_adds_an_axis(smoke) -> Non
     assert points(prof, wider)[3].profile.model.hidden_size == 48
 
 
+def test_keys_joined_by_plus_are_one_axis(smoke) -> None:
+    spec = sweep_spec(smoke, "rl", {"stages.fc-rl.steps+stages.rl.steps": [3, 5]}, ["graph-nav"],
+                      ["foresight", "vanilla-rl"], [0])  # fmt: skip
+    found = points(smoke, spec)
+    assert [p.profile.name for p in found] == [f"smoke~rl/stages.fc-rl.steps+stages.rl.steps={s}" for s in (3, 5)]
+    for point, steps in zip(found, (3, 5)):
+        assert method_factory("foresight")(point.profile).stages[-1].settings.steps == steps
+        assert method_factory("vanilla-rl")(point.profile).stages[-1].settings.steps == steps
+    with pytest.raises(HarnessError, match="cannot vary 'seeds'"):
+        points(smoke, sweep_spec(smoke, "bad", {"stages.rl.steps+seeds": [1, 2]}))
+
+
 @pytest.mark.parametrize(
     ("vary", "message"),
     [
