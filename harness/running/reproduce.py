@@ -24,6 +24,7 @@ from harness.core.registry import method_factory
 from harness.core.runs import dumps, is_complete, read_run, run_dir
 from harness.core.store import atomic_write_text
 from harness.reporting.report import Cost, claim_tests, evidence, write_report
+from harness.reporting.sweeps import budget_section_for
 from harness.running.workers import Item, execute
 from harness.training.stages import GrpoSettings, stage_hash
 from harness.training.train import initial_checkpoint
@@ -237,5 +238,9 @@ def build_outputs(
     # The claim tests' paired bootstraps take minutes on the default profile: they count in the wall time.
     rows = evidence(profile, runs, claim_tests(profile))
     cost = None if started is None else measure_cost(started, jobs)
-    atomic_write_text(results / "REPORT.md", write_report(profile, runs, summary, results, cost, rows))
+    report = write_report(profile, runs, summary, results, cost, rows)
+    # Sweeps written under this results folder (`harness sweep`'s default out) add their section.
+    for claims in sorted((results / "sweeps").glob("*/claims.csv")):
+        report = report.rstrip("\n") + "\n\n" + budget_section_for(claims.parent)
+    atomic_write_text(results / "REPORT.md", report)
     return [*written, results / "REPORT.md"], cost

@@ -17,7 +17,7 @@ from harness.running.reproduce import run_missing
 from tests.cli_inprocess import run
 from tests.integration.test_reproduce import smoke_variant
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 TASKS = ["graph-nav", "countdown"]
 RUN_FILES = ("metrics.json", "episodes.jsonl")
 
