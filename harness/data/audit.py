@@ -5,8 +5,8 @@ For every training corpus of a task and seed the audit counts
 
 (a) `eval_starts`: training episodes that start at a dev or test instance. It must be 0:
     `build_corpora` refuses (HarnessError, exit 2) otherwise, so no stage ever trains on such data;
-(b) `eval_states_in_text`: the share of dev and test initial states whose text (the prompt, or
-    the state as D_world describes it) appears anywhere in the corpus text, as whole words.
+(b) `eval_states_in_text`: the share of dev and test initial states whose text appears anywhere in
+    the corpus text: the prompt as a whole line, or the state as D_world describes it as whole words.
     Reported, not required to be 0: exploration may pass through a test instance's start state
     on the way elsewhere (a graph-nav node with the same goal and turns left, say).
 
@@ -44,8 +44,11 @@ def _share_in_text(texts: list[str], task: Task, splits: Splits) -> float:
     found = 0
     for instance in evals:
         state = task.reset(instance)
-        words = {task.prompt(state), task.describe(state)}
-        if any(re.search(rf"(?<!\S){re.escape(w)}(?!\S)", joined) for w in words):
+        # The prompt as a whole line (as agent texts hold it: a kb-search question is not found
+        # inside a longer question that starts with it), the description as whole words (D_world).
+        prompt = rf"^{re.escape(task.prompt(state))}$"
+        described = rf"(?<!\S){re.escape(task.describe(state))}(?!\S)"
+        if re.search(prompt, joined, re.MULTILINE) or re.search(described, joined):
             found += 1
     return found / len(evals) if evals else 0.0
 

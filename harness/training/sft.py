@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from trl import SFTConfig, SFTTrainer
 
 from harness.agent import encode_segments
 from harness.core import faults
+from harness.core.errors import HarnessError
 from harness.core.store import atomic_write_text
+from harness.training.p_smoothing import loss_function, p_token_ids
 from harness.training.stages import SftSettings
 
 SALT_ORDER = 808
@@ -82,6 +85,24 @@ def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: in
         return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length]}
 
     return rows.map(encode, remove_columns=rows.column_names)
+
+
+def p_loss(tokenizer: Any, data: Dataset, amount: float, full_loss: bool) -> Any:
+    """Returns the p-smoothing loss hook when `amount` > 0 and the agent writes p in `data`, else None (TRL's loss)."""
+    if not 0.0 <= amount < 0.5:
+        raise HarnessError(f"p_smoothing must lie in [0, 0.5), got {amount}")
+    if amount == 0.0 or full_loss:
+        return None
+    try:
+        p_id, values = p_token_ids(tokenizer)
+    except HarnessError as error:  # a BPE model (--model): its p values span several tokens
+        print(f"note: {error}; this stage trains without it", file=sys.stderr)
+        return None
+    value_set = set(values)
+    for ids, mask in zip(data["input_ids"], data["assistant_masks"]):
+        if any(a == p_id and b in value_set and m for a, b, m in zip(ids, ids[1:], mask[1:])):
+            return loss_function(tokenizer, amount)
+    return None  # no p in these rows (react's D_expert): the trainer's own loss, the same bytes as before
 
 
 def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
@@ -213,6 +234,7 @@ def train_sft(
         args=args,
         train_dataset=data,
         processing_class=tokenizer,
+        compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
         callbacks=[JsonlLog(log_path, label), StepFaults("wm-amt" if full_loss else "sft")],
     )
     trainer.remove_callback(PrinterCallback)

@@ -55,6 +55,11 @@ class SftSettings:
         True, "batch examples of similar length (within random groups of 50 batches' worth) to cut padding"
     )
     save_every: int = doc(100, "steps between resumable TRL checkpoints")
+    p_smoothing: float = doc(
+        0.0,
+        "label smoothing at the p value token: this share of the target goes to the values 0.1 away"
+        " (0 = plain cross-entropy; below 0.5, so greedy decoding still writes the target)",
+    )
 
 
 @dataclass(frozen=True)

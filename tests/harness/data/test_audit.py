@@ -45,10 +45,16 @@ def test_share_of_eval_states_in_text_by_hand() -> None:
     task = make_task("graph-nav", load_profile("smoke").tasks["graph-nav"])
     splits = task.splits(0)
     evals = (*splits.dev, *splits.test)
-    first = task.prompt(task.reset(evals[0]))
-    # Whole words only: the prompt followed by more text counts, glued to another word does not.
-    assert _share_in_text([f"x {first} left 3"], task, splits) == pytest.approx(1 / len(evals))
-    assert _share_in_text([f"x {first}9"], task, splits) == 0.0
+    start = task.reset(evals[0])
+    first, described = task.prompt(start), task.describe(start)
+    share = pytest.approx(1 / len(evals))
+    # The prompt counts as a whole line; inside a longer line (another instance whose text starts
+    # the same way, as a kb-search question extended by one more relation) it does not.
+    assert _share_in_text([f"x\n{first}\nthink"], task, splits) == share
+    assert _share_in_text([f"x {first} left 3"], task, splits) == 0.0
+    # The description counts as whole words, glued to another word it does not.
+    assert _share_in_text([f"world {described} act go"], task, splits) == share
+    assert _share_in_text([f"world {described}9"], task, splits) == 0.0
 
 
 def test_a_planted_test_instance_is_refused(monkeypatch, capsys, tmp_path: Path) -> None:
