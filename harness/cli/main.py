@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import click
 
 from harness.cli.checks import models, probe, verify
-from harness.cli.options import DATA, JOBS, PROFILE, SEED, THREADS, resolve_profile, results_folder, run_options
+from harness.cli.options import (
+    ADDRESS,
+    BACKEND,
+    DATA,
+    JOBS,
+    PROFILE,
+    SEED,
+    THREADS,
+    resolve_profile,
+    results_folder,
+    run_options,
+)
+from harness.core.environ import QUIET_ENV
 from harness.core.errors import HarnessError
-
-QUIET_ENV = {
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_VERBOSITY": "error",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-}
-"""Set (unless the user set them) before anything imports transformers or datasets: offline and quiet."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -286,6 +291,8 @@ def compare(
 @PROFILE
 @JOBS
 @THREADS
+@BACKEND
+@ADDRESS
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
 @click.option(
@@ -294,7 +301,16 @@ def compare(
     default=None,
     help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
 )
-def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: Path, results: Path | None) -> None:
+def reproduce(
+    profile: str,
+    jobs: int,
+    threads: int | None,
+    backend: str,
+    address: str | None,
+    runs: Path,
+    cache: Path,
+    results: Path | None,
+) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
 
@@ -303,15 +319,85 @@ def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: P
 
     if jobs < 1:
         raise HarnessError(f"--jobs must be at least 1, got {jobs}")
+    if address and backend != "ray":
+        raise HarnessError("--address needs --backend ray")
     worker_threads(jobs, threads)  # a bad --threads fails before any work
     started = time.time()
     prof = load_profile(profile)
-    ran = run_missing(prof, profile, runs, cache, jobs, click.echo, threads)
+    ran = run_missing(prof, runs, cache, jobs, click.echo, threads, backend, address)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
     paths, cost = build_outputs(prof, runs, cache, results or results_folder(prof), started, jobs)
     for path in paths:
         click.echo(f"wrote {path}")
     click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@cli.command()
+@PROFILE
+@click.option("--name", "sweep_name", required=True, help="a sweep of the profile's `sweeps:` section, or a new name")
+@click.option("--vary", multiple=True, help="KEY=V1,V2,... over a dotted profile key (repeatable)")
+@click.option("--tasks", "tasks_", default=None, help="comma-separated (default: the sweep's, else the profile's)")
+@click.option("--methods", default=None, help="comma-separated methods (default: the sweep's, else the profile's)")
+@click.option("--seeds", default=None, help="comma-separated seeds (default: the sweep's, else the profile's)")
+@JOBS
+@THREADS
+@BACKEND
+@ADDRESS
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="default: results/sweeps/<name>")
+@click.option("--dry-run", is_flag=True, help="list the points and the runs missing, train nothing")
+def sweep(
+    profile: str,
+    sweep_name: str,
+    vary: tuple[str, ...],
+    tasks_: str | None,
+    methods: str | None,
+    seeds: str | None,
+    jobs: int,
+    threads: int | None,
+    backend: str,
+    address: str | None,
+    runs: Path,
+    cache: Path,
+    out: Path | None,
+    dry_run: bool,
+) -> None:
+    """Runs a grid over profile fields (each point a profile variant), then its tables, figures and BUDGET.md."""
+    from harness.core.config import load_profile
+    from harness.running.reproduce import worker_threads
+    from harness.running.sweep import parse_vary, point_slug, points, run_sweep, sweep_spec, sweep_work
+    from harness.running.sweep_results import write_sweep_results
+
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be at least 1, got {jobs}")
+    if address and backend != "ray":
+        raise HarnessError("--address needs --backend ray")
+    try:
+        seed_list = [int(s) for s in _names(seeds) or []] or None
+    except ValueError:
+        raise HarnessError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+    count = (threads or 1) if backend == "ray" else worker_threads(jobs, threads)
+    prof = load_profile(profile)
+    spec = sweep_spec(prof, sweep_name, parse_vary(vary), _names(tasks_), _names(methods), seed_list)
+    found = points(prof, spec)
+    runs_per_point = len(spec.tasks) * len(spec.methods) * len(spec.seeds)
+    click.echo(f"sweep {spec.name}: {len(found)} point(s) x {runs_per_point} run(s)")
+    if dry_run:
+        missing = sum(len(c) for c in sweep_work(found, runs, cache))
+        for point in found:
+            click.echo(f"  {point.profile.name}  ({point_slug(point.values)})")
+        click.echo(f"{missing} run(s) missing")
+        return
+    started = time.time()
+    ran = run_sweep(found, runs, cache, jobs, count, click.echo, backend, address)
+    click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
+    for path in write_sweep_results(spec, found, runs, out or Path("results/sweeps") / spec.name):
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -28,6 +28,21 @@ THREADS = click.option(
     "the same numbers whatever the number of jobs",
 )
 
+BACKEND = click.option(
+    "--backend",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="local: this process or --jobs worker processes; ray: each chain of runs a Ray task with --threads CPUs",
+)
+
+ADDRESS = click.option(
+    "--address",
+    default=None,
+    help="with --backend ray: a running Ray cluster (`ray start --head`; 'auto' finds the local one); "
+    "default: start a Ray on this machine",
+)
+
 
 DATA = click.option(
     "--data",

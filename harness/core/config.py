@@ -82,6 +82,11 @@ class Profile:
     stages: dict[str, dict[str, Any]] = doc({}, "stage name -> trainer settings (harness/training/stages.py)")
     match_budget: bool = doc(True, "give sft-mimic the token budget of wm-amt + fe-sft")
     eval: dict[str, Any] = doc({}, "evaluation settings")
+    sweeps: dict[str, dict[str, Any]] = doc(
+        {},
+        "sweep name -> {vary: {dotted profile key: [values]}, tasks: [...], methods: [...], seeds: [...]} "
+        "(`harness sweep`, harness/running/sweep.py)",
+    )
     reference: str = doc(
         "",
         "results folder (relative to the repository root) holding this profile's committed reference tables, "

@@ -8,13 +8,10 @@ chains that share no stage, and N worker processes take the chains, the costlies
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import resource
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +23,12 @@ from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.core.runs import dumps, is_complete, read_run, run_dir
 from harness.core.store import atomic_write_text
-from harness.evaluation.evaluate import evaluate_run, summary_line
 from harness.reporting.report import Cost, claim_tests, evidence, write_report
+from harness.reporting.sweeps import budget_section_for
+from harness.running.workers import Item, execute
 from harness.training.stages import GrpoSettings, stage_hash
 from harness.training.train import initial_checkpoint
 
-Item = tuple[str, str, int]
 TABLE_METRICS = (
     "success",
     "format_rate",
@@ -106,89 +103,40 @@ def chain_cost(profile: Profile, chain: list[Item]) -> int:
     return cost
 
 
-def _start_worker(threads: int) -> None:
-    """Sets a worker's torch threads and silences it: the parent reports each run in one line."""
-    import torch
-
-    torch.set_num_threads(threads)
-    quiet = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(quiet, 1)
-    os.dup2(quiet, 2)
-    os.close(quiet)
-
-
-def _run_chain(chain: list[Item], profile_arg: str, runs: Path, cache: Path) -> list[tuple[Item, str]]:
-    """Trains and evaluates a chain's runs in order in a worker process; returns each run's summary."""
-    from harness.core.config import load_profile
-
-    profile = load_profile(profile_arg)
-    done = []
-    for item in chain:
-        try:
-            _, metrics = evaluate_run(item[0], item[1], profile, item[2], cache, runs)
-        except Exception as exc:
-            line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise HarnessError(f"{item[0]} on {item[1]} seed {item[2]} failed: {line}") from None
-        done.append((item, summary_line(metrics)))
-    return done
-
-
 def run_missing(
     profile: Profile,
-    profile_arg: str,
     runs: Path,
     cache: Path,
     jobs: int,
     echo: Callable[[str], None],
     threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> int:
     """Trains and evaluates every missing run of the plan; returns how many it ran.
 
-    With `jobs` > 1 the runs are cut into chains that share no stage, and `jobs` worker processes
-    (spawned once, at `threads` torch threads each, default the cores shared out) take the chains,
-    the costliest first, so the workers end together. A run's numbers depend on its thread count,
-    not on the jobs.
+    With `jobs` > 1 (or the ray backend) the runs are cut into chains that share no stage, and the
+    workers (spawned once, at `threads` torch threads each, default the cores shared out; or Ray
+    tasks asking for that many CPUs) take the chains, the costliest first, so the workers end
+    together. A run's numbers depend on its thread count, not on the jobs or the backend.
     """
     groups = [
         [item for item in g if not is_complete(run_dir(runs, profile.name, item[1], item[0], item[2]))]
         for g in plan(profile)
     ]
     groups = [g for g in groups if g]
-    total = sum(len(g) for g in groups)
-    if not total:
+    if not groups:
         return 0
     for seed in sorted({item[2] for g in groups for item in g}):
         initial_checkpoint(profile, seed, cache)  # built once, before workers could race for it
-    done = [0]
-    started = time.time()
-
-    def finish(item: Item, line: str) -> None:
-        done[0] += 1
-        echo(f"[{done[0]}/{total}] {item[0]} on {item[1]} seed {item[2]}: {line} ({time.time() - started:.0f} s)")
-
-    if jobs <= 1:
-        for group in groups:
-            for item in group:
-                _, metrics = evaluate_run(item[0], item[1], profile, item[2], cache, runs)
-                finish(item, summary_line(metrics))
-        return total
-    work = sorted((c for g in groups for c in chains(profile, g)), key=lambda c: -chain_cost(profile, c))
-    context, count = multiprocessing.get_context("spawn"), worker_threads(jobs, threads)
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(count,))
-    with pool:
-        futures = [pool.submit(_run_chain, chain, profile_arg, runs, cache) for chain in work]
-        try:
-            for future in as_completed(futures):
-                for item, line in future.result():
-                    finish(item, line)
-        except BrokenProcessPool:
-            raise HarnessError(
-                "a reproduce worker process died (killed, or out of memory); rerun to resume; --jobs 1 shows its output"
-            ) from None
-        finally:
-            for future in futures:
-                future.cancel()
-    return total
+    if jobs <= 1 and backend == "local":
+        work = [[(profile, item)] for g in groups for item in g]
+    else:
+        cut = sorted((c for g in groups for c in chains(profile, g)), key=lambda c: -chain_cost(profile, c))
+        work = [[(profile, item) for item in chain] for chain in cut]
+    # On Ray a run asks for its threads as CPUs; one CPU each lets Ray fill every core of a cluster.
+    count = (threads or 1) if backend == "ray" else worker_threads(jobs, threads)
+    return execute(work, runs, cache, jobs, count, echo, backend, address)
 
 
 def summary_table(profile: Profile, runs: Path) -> pd.DataFrame:
@@ -290,5 +238,9 @@ def build_outputs(
     # The claim tests' paired bootstraps take minutes on the default profile: they count in the wall time.
     rows = evidence(profile, runs, claim_tests(profile))
     cost = None if started is None else measure_cost(started, jobs)
-    atomic_write_text(results / "REPORT.md", write_report(profile, runs, summary, results, cost, rows))
+    report = write_report(profile, runs, summary, results, cost, rows)
+    # Sweeps written under this results folder (`harness sweep`'s default out) add their section.
+    for claims in sorted((results / "sweeps").glob("*/claims.csv")):
+        report = report.rstrip("\n") + "\n\n" + budget_section_for(claims.parent)
+    atomic_write_text(results / "REPORT.md", report)
     return [*written, results / "REPORT.md"], cost

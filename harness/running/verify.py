@@ -159,7 +159,6 @@ def read_summary(path: Path) -> pd.DataFrame:
 
 def reproduce_fresh(
     profile: Profile,
-    profile_arg: str,
     work: Path,
     cache: Path,
     jobs: int,
@@ -168,7 +167,7 @@ def reproduce_fresh(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Trains and evaluates the profile into `work` (runs/, results/tables/); returns its table and environment."""
     runs = work / "runs"
-    run_missing(profile, profile_arg, runs, cache, jobs, echo, threads)
+    run_missing(profile, runs, cache, jobs, echo, threads)
     tables = work / "results" / "tables"
     write_summary(profile, runs, tables)
     # Read back through the CSV, as the reference was, so both sides carry the same float printing.

@@ -6,7 +6,8 @@ interleaved), the sampling log-probabilities, and `env_mask` (1 = the model wrot
 0 = the world did) so that observations are never trained on. Per-episode rewards travel as
 extra fields to the reward functions, which TRL weights with `reward_weights`.
 Every logged step in log.jsonl also says where its time went (StepClock): generation, the world
-and rewards, and the rest of the step (scoring passes, loss, backward and the optimizer).
+and rewards, and the rest of the step (scoring passes, loss, backward and the optimizer), and what
+the step's rollouts were like on the train side (RolloutStats): success, format rate and mean p.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
+from harness.core.traces import ForesightBlock, ParseError
+from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids
 from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
 from harness.training.sft import JsonlLog, StepFaults, resume_point, trainer_args
 from harness.training.stages import GrpoSettings
@@ -74,6 +77,40 @@ class StepClock(TrainerCallback):
         return means
 
 
+class RolloutStats:
+    """Train-side numbers of the episodes GRPO played since the last `pop`: success, format rate, mean p.
+
+    They show whether success is uncertain where RL looks (a calibration reward has nothing to
+    teach on prompts the agent always solves) and whether p moves during FC-RL.
+    """
+
+    def __init__(self) -> None:
+        self.episodes: list[AgentEpisode] = []
+
+    def add(self, episodes: Sequence[AgentEpisode]) -> None:
+        self.episodes.extend(episodes)
+
+    def pop(self) -> dict[str, float]:
+        """Returns {"train/success", "train/format_rate", "train/p_mean", "train/p_first_mean"} (the p
+        means over parsed foresight blocks only; absent when there were none), then forgets the episodes."""
+        episodes, self.episodes = self.episodes, []
+        if not episodes:
+            return {}
+        turns = [t for e in episodes for t in e.turns]
+        ps = [t.parsed.p for t in turns if isinstance(t.parsed, ForesightBlock)]
+        firsts = [e.turns[0].parsed.p for e in episodes if e.turns and isinstance(e.turns[0].parsed, ForesightBlock)]
+        parsed = [not isinstance(t.parsed, ParseError) for t in turns]
+        found = {
+            "train/success": float(np.mean([e.success for e in episodes])),
+            "train/format_rate": float(np.mean(parsed)) if parsed else 0.0,
+        }
+        if ps:
+            found["train/p_mean"] = float(np.mean(ps))
+        if firsts:
+            found["train/p_first_mean"] = float(np.mean(firsts))
+        return {k: round(v, 6) for k, v in found.items()}
+
+
 def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int) -> dict[str, list[float]]:
     """Returns success, calibration and fidelity of each episode (fidelity simulated with a seeded rng)."""
     rng = np.random.default_rng([seed, SALT_RL, 1 << 20])
@@ -101,9 +138,14 @@ def make_rollout_func(
     seed: int,
     stop_ids: list[int],
     clock: StepClock | None = None,
+    stats: RolloutStats | None = None,
 ) -> Callable[[list[str], Any], dict[str, list]]:
     """Returns the rollout_func that plays one episode per prompt with the trainer's current model."""
     by_prompt = {task.prompt(task.reset(inst)): inst for inst in instances}
+    explore: dict[str, Any] = {}
+    if settings.p_temperature is not None:
+        marker, values = p_token_ids(tokenizer)
+        explore = {"p_temperature": settings.p_temperature, "p_marker": marker, "p_values": values}
 
     def rollout_func(prompts: list[str], trainer: Any) -> dict[str, list]:
         # One generation per optimizer step (steps_per_generation = 1), so the step numbers the
@@ -111,7 +153,7 @@ def make_rollout_func(
         call = trainer.state.global_step
         chosen = [by_prompt[p] for p in prompts]
         rngs = [np.random.default_rng([seed, SALT_RL, call, i]) for i in range(len(chosen))]
-        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call)
+        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call, **explore)
         training = trainer.model.training
         started, timings = time.perf_counter(), {"env_s": 0.0}
         episodes = run_episodes(trainer.model, tokenizer, task, chosen, rngs, fmt, sampling, stop_ids, timings=timings)
@@ -120,6 +162,8 @@ def make_rollout_func(
         rewards = episode_rewards(task, episodes, seed * 7919 + call)
         if clock is not None:
             clock.add(played - started - timings["env_s"], timings["env_s"] + time.perf_counter() - played)
+        if stats is not None:
+            stats.add(episodes)
         return {
             "prompt_ids": [e.prompt_ids for e in episodes],
             "completion_ids": [e.completion_ids for e in episodes],
@@ -144,8 +188,9 @@ def train_grpo(
     stop_ids: list[int],
 ) -> dict[str, Any]:
     """Trains `model` in place with GRPO on episodes of `instances`; returns steps, tokens and rewards."""
+    # Success stays a reward function even at weight 0, so that TRL logs train-side success.
     names = ["success"] + [n for n, w in (("calibration", settings.lambda_cal), ("fidelity", settings.lambda_fid)) if w]
-    weights = {"success": 1.0, "calibration": settings.lambda_cal, "fidelity": settings.lambda_fid}
+    weights = {"success": settings.lambda_success, "calibration": settings.lambda_cal, "fidelity": settings.lambda_fid}
     prompts = sorted({task.prompt(task.reset(inst)) for inst in instances})
     batch = settings.prompts_per_step * settings.num_generations
     args = GRPOConfig(
@@ -163,15 +208,22 @@ def train_grpo(
     )
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
-    clock = StepClock()
-    trainer = GRPOTrainer(
+    clock, stats = StepClock(), RolloutStats()
+    trainer_class: Any = GRPOTrainer
+    extra: dict[str, Any] = {}
+    if settings.p_temperature is not None:
+        marker, values = p_token_ids(tokenizer)
+        trainer_class = PTemperatureGRPOTrainer
+        extra = {"p_temperature": settings.p_temperature, "marker": marker, "values": values}
+    trainer = trainer_class(
         model=model,
         reward_funcs=[_field_reward(n) for n in names],
         args=args,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
-        rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock),
-        callbacks=[clock, JsonlLog(log_path, label, extra=clock.pop), StepFaults("grpo")],
+        rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock, stats),
+        callbacks=[clock, JsonlLog(log_path, label, extra=lambda: {**clock.pop(), **stats.pop()}), StepFaults("grpo")],
+        **extra,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import build_dataclass, config_hash, doc
+from harness.core.config import as_dict, build_dataclass, config_hash, doc
+from harness.core.errors import HarnessError
 from harness.core.traces import FORMAT_VERSION
 
 STAGE_KINDS = ("sft", "wm-amt", "grpo")
@@ -72,6 +73,14 @@ class GrpoSettings:
     temperature: float = doc(1.0, "sampling temperature of the rollouts")
     beta: float = doc(0.0, "KL coefficient against the reference model (0 = no reference model)")
     max_turn_tokens: int = doc(40, "longest agent turn in tokens")
+    lambda_success: float = doc(
+        1.0, "weight of the success reward (0 leaves calibration and fidelity alone: the mechanism check)"
+    )
+    p_temperature: float | None = doc(
+        None,
+        "rollouts sample the token after the word `p` among the values 0.0 ... 1.0 at this temperature "
+        "(log-probabilities at the same temperature, so the GRPO ratio stays exact); None: as any token",
+    )
     lambda_cal: float = doc(0.5, "weight of the calibration reward 1 - (p - outcome)^2")
     lambda_fid: float = doc(0.5, "weight of the rollout-fidelity reward")
     save_every: int = doc(10, "steps between resumable TRL checkpoints")
@@ -92,12 +101,27 @@ class StageSpec:
 
 def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSettings | GrpoSettings:
     """Returns the trainer settings of a stage kind from a profile mapping; HarnessError on bad keys."""
-    return build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
+    settings = build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
+    if isinstance(settings, GrpoSettings) and settings.p_temperature is not None and settings.p_temperature <= 0:
+        raise HarnessError(f"{where}: p_temperature must be above 0 (or unset), got {settings.p_temperature}")
+    return settings
+
+
+ADDED_SETTINGS = {"lambda_success": 1.0, "p_temperature": None}
+"""Settings added after caches existed, with the value that behaves as before: at that value a setting
+is left out of the stage hash, so checkpoints trained before it existed keep their keys."""
+
+
+def hashed_settings(settings: SftSettings | GrpoSettings) -> dict[str, Any]:
+    """Returns the settings that go into a stage's hash: all but ADDED_SETTINGS at their old behaviour."""
+    values = as_dict(settings)
+    return {k: v for k, v in values.items() if not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])}
 
 
 def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
     """Returns the cache key of a stage: everything it depends on, but not its display name."""
-    return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, spec.settings, input_hash, data_hash)
+    settings = hashed_settings(spec.settings)
+    return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, settings, input_hash, data_hash)
 
 
 def weight_checksums(directory: Path) -> dict[str, str]:

@@ -168,6 +168,20 @@ CASES = [
     Case("lora-without-model", _args(*TRAIN, "--lora"), "--lora needs --model"),
     Case("jobs-zero", _args("reproduce", *SMOKE, "--jobs", "0"), "--jobs must be at least 1"),
     Case("threads-zero", _args("reproduce", *SMOKE, "--jobs", "2", "--threads", "0"), "--threads must be at least 1"),
+    Case("address-without-ray", _args("reproduce", *SMOKE, "--address", "auto"), "--address needs --backend ray"),
+    Case("backend-unknown", _args("reproduce", *SMOKE, "--backend", "slurm"), "'slurm' is not one of 'local', 'ray'"),
+    Case("sweep-varies-nothing", _args("sweep", *SMOKE, "--name", "x"), "sweep 'x' varies nothing"),
+    Case("sweep-vary-malformed", _args("sweep", *SMOKE, "--name", "x", "--vary", "steps"), "is not KEY=V1,V2"),
+    Case(
+        "sweep-vary-unknown-key",
+        _args("sweep", *SMOKE, "--name", "x", "--vary", "stages.fc-rl.stepz=1,2"),
+        "unknown key 'stepz'",
+    ),
+    Case(
+        "sweep-seeds-not-int",
+        _args("sweep", *SMOKE, "--name", "x", "--vary", "stages.fc-rl.steps=1,2", "--seeds", "a"),
+        "--seeds must be comma-separated integers",
+    ),
     # profile files
     Case("unknown-profile", _args("tasks", "list", "--profile", "fast"), "unknown profile 'fast'"),
     Case("profile-missing", _args("tasks", "list", "--profile", "/nonexistent/p.yaml"), "does not exist"),

@@ -1,0 +1,94 @@
+"""Chains of runs as Ray tasks: a local Ray on this machine by default, or a running cluster.
+
+Each chain (runs that share stages, so they must run in order) becomes one Ray task that asks for
+`threads` CPUs and sets torch to that many threads, so its numbers are those of the local backend
+at the same thread count. Ray does all the scheduling; nothing here decides where a task runs.
+Every node must see the same run store and stage cache (a shared filesystem, at the same paths):
+a task writes its runs there itself, and returns only their summary lines and its node's id.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harness.core.environ import QUIET_ENV
+from harness.core.errors import HarnessError
+from harness.running.workers import Done, Unit, first_missing, run_chain, unit_name
+
+
+def _ray_chain(
+    chain: Sequence[Unit], runs: Path, cache: Path, threads: int, with_profile: bool
+) -> tuple[list[Done], str]:
+    """Returns a chain's summary lines and the id of the node that ran it (the body of a Ray task)."""
+    import ray
+    import torch
+
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    torch.set_num_threads(threads)  # a Ray worker process may be reused: set it for every task
+    return run_chain(chain, runs, cache, with_profile), ray.get_runtime_context().get_node_id()
+
+
+def _failure(exc: Exception, chain: Sequence[Unit], runs: Path, with_profile: bool) -> HarnessError:
+    """Returns the one-line error of a failed Ray task, naming the run it was making."""
+    import ray.exceptions
+
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, HarnessError):
+        return HarnessError(f"{cause}; rerun to resume")
+    name = unit_name(first_missing(chain, runs), with_profile)
+    first = str(cause or exc).strip().splitlines()
+    reason = first[0] if first else type(exc).__name__
+    return HarnessError(f"{name} failed on Ray ({type(exc).__name__}: {reason}); rerun to resume")
+
+
+def run_on_ray(
+    work: Sequence[Sequence[Unit]],
+    runs: Path,
+    cache: Path,
+    threads: int,
+    address: str | None,
+    with_profile: bool,
+    finish: Callable[[Unit, str, str], None],
+) -> None:
+    """Runs every chain as a Ray task with `threads` CPUs and calls `finish` per run as its chain ends.
+
+    Connects to the cluster at `address`, or starts a Ray on this machine (and stops it at the end);
+    an already initialised Ray (a test's cluster) is used as it is. The first failed task ends the
+    call with one HarnessError naming its run; the other tasks are cancelled.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError("--backend ray needs Ray: pip install 'foresight-harness[ray]' (ray==2.58.0)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()
+            raise HarnessError(
+                f"cannot start or reach Ray at {address or 'this machine'}: {first[0] if first else exc}"
+            ) from None
+    # Runs and cache travel as absolute paths: a task's working directory is its worker's.
+    runs, cache = runs.resolve(), cache.resolve()
+    remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_chain)
+    refs = {remote.remote(chain, runs, cache, threads, with_profile): chain for chain in work}
+    try:
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            ref = ready[0]
+            try:
+                done, node = ray.get(ref)
+            except Exception as exc:  # a Ray error wraps the task's own; _failure names the run
+                raise _failure(exc, refs[ref], runs, with_profile) from None
+            for unit, line in done:
+                finish(unit, line, f" [node {node[:8]}]")
+    finally:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        if started_here:
+            ray.shutdown()
