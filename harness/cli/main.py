@@ -15,7 +15,17 @@ from pathlib import Path
 import click
 
 from harness.cli.checks import models, probe, verify
-from harness.cli.options import JOBS, PROFILE, SEED, THREADS, resolve_profile, results_folder, run_options
+from harness.cli.options import (
+    JOBS,
+    PROFILE,
+    SEED,
+    THREADS,
+    launch_options,
+    resolve_profile,
+    results_folder,
+    run_options,
+    use_launcher,
+)
 from harness.core.errors import HarnessError
 
 QUIET_ENV = {
@@ -142,12 +152,23 @@ def methods_list(profile: str) -> None:
 
 @cli.command()
 @run_options
+@launch_options
 def train(
-    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path
+    method_name: str,
+    task_name: str,
+    seed: int,
+    profile: str,
+    model: str | None,
+    lora: bool,
+    cache: Path,
+    launcher: str,
+    processes: int | None,
+    accelerate_config: Path | None,
 ) -> None:
     """Trains whatever is missing of a method on a task, reusing cached stages, then stops."""
     from harness.training.train import train_method
 
+    use_launcher(launcher, processes, accelerate_config, trains_only=True)
     prof = resolve_profile(profile, model, lora)
     _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
     for o in outcomes:
@@ -159,12 +180,24 @@ def train(
 @cli.command("eval")
 @run_options
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@launch_options
 def evaluate(
-    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, runs: Path
+    method_name: str,
+    task_name: str,
+    seed: int,
+    profile: str,
+    model: str | None,
+    lora: bool,
+    cache: Path,
+    runs: Path,
+    launcher: str,
+    processes: int | None,
+    accelerate_config: Path | None,
 ) -> None:
     """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
     from harness.evaluation.evaluate import evaluate_run, summary_line
 
+    use_launcher(launcher, processes, accelerate_config, trains_only=False)
     prof = resolve_profile(profile, model, lora)
     path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
     click.echo(f"{method_name} on {task_name} seed {seed}: {summary_line(metrics)}")
@@ -234,7 +267,18 @@ def compare(
     default=None,
     help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
 )
-def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: Path, results: Path | None) -> None:
+@launch_options
+def reproduce(
+    profile: str,
+    jobs: int,
+    threads: int | None,
+    runs: Path,
+    cache: Path,
+    results: Path | None,
+    launcher: str,
+    processes: int | None,
+    accelerate_config: Path | None,
+) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
 
@@ -244,6 +288,7 @@ def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: P
     if jobs < 1:
         raise HarnessError(f"--jobs must be at least 1, got {jobs}")
     worker_threads(jobs, threads)  # a bad --threads fails before any work
+    use_launcher(launcher, processes, accelerate_config, trains_only=False)
     started = time.time()
     prof = load_profile(profile)
     ran = run_missing(prof, profile, runs, cache, jobs, click.echo, threads)
@@ -283,6 +328,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    # Set by --launcher for this command's own workers only, never inherited from an earlier one.
+    os.environ.pop("HARNESS_LAUNCHER", None)
     try:
         code = cli.main(standalone_mode=False)
     except HarnessError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -23,6 +24,7 @@ from trl import SFTConfig, SFTTrainer
 from harness.agent import encode_segments
 from harness.core import faults
 from harness.core.store import atomic_write_text
+from harness.training import distributed
 from harness.training.stages import SftSettings
 
 SALT_ORDER = 808
@@ -41,7 +43,7 @@ class JsonlLog(TrainerCallback):
         self.extra = extra
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not logs:
+        if not logs or not state.is_world_process_zero:  # data-parallel: process 0 writes the log
             return
         extra = self.extra() if self.extra else {}
         record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs, **extra}
@@ -64,6 +66,13 @@ class StepFaults(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         faults.point(self.point)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Returns the records of a stage's log.jsonl; none in a process other than 0, which never writes it."""
+    if distributed.rank() != 0:
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def tokenize_rows(rows: Dataset, tokenizer: Any, full_loss: bool, max_length: int) -> Dataset:
@@ -91,7 +100,8 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         "save_steps": save_every,
         "save_total_limit": 1,
         "report_to": [],
-        "use_cpu": True,
+        # The harness trains on the CPU in-process; a launched stage takes the GPUs when there are any.
+        "use_cpu": not (distributed.launched() and torch.cuda.is_available()),
         "gradient_checkpointing": False,
         "bf16": False,
         "seed": seed,
@@ -129,7 +139,7 @@ def resume_point(work_dir: Path) -> str | None:
     """
     checkpoint = latest_checkpoint(work_dir)
     log = work_dir / "log.jsonl"
-    if log.exists():
+    if log.exists() and distributed.rank() == 0:
         step = int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
         kept = []
         for line in log.read_text().splitlines():
@@ -185,7 +195,7 @@ def train_sft(
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
     args = SFTConfig(
         max_steps=steps,
-        per_device_train_batch_size=settings.batch_size,
+        per_device_train_batch_size=distributed.per_process(settings.batch_size, "batch_size"),
         learning_rate=settings.lr,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, int(settings.warmup_ratio * steps)),
@@ -217,7 +227,7 @@ def train_sft(
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
-    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    records = read_log(log_path)
     losses = [r["loss"] for r in records if "loss" in r]
     return {
         "steps": steps,
