@@ -108,6 +108,8 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         "data_seed": seed,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
+        # Every parameter takes part in each forward pass: DDP need not search for unused ones.
+        **({"ddp_find_unused_parameters": False} if distributed.launched() else {}),
     }
 
 

@@ -49,10 +49,11 @@ eval: {batch_size: 64, max_turn_tokens: 32}
 """
 # Loss of 2 processes against 1 at the same step: the gradient is the same sum over the same
 # tokens, reduced in another order (gloo's allreduce, then the mean), so only float rounding
-# separates the two; over 17 steps of lr 3e-3 it stays below 1e-4 (measured: see the report).
-LOSS_TOL = 1e-3
+# separates the two: measured 9.5e-7 (wm-amt, 10 steps) and 4.8e-7 (fe-sft, 8 steps) at lr 3e-3.
+LOSS_TOL = 1e-5
 # Metrics of greedy play from the two models: a logit that rounding moves past another flips a
-# token, so whole episodes may differ; 0.1 is the harness's tolerance across environments.
+# token, so whole episodes may differ; 0.1 is the harness's tolerance across environments
+# (measured: every metric equal, at this smoke budget).
 METRIC_TOL = 0.1
 TWO = ["--launcher", "accelerate", "--processes", "2"]
 
@@ -87,7 +88,7 @@ def test_two_processes_train_sft_and_wm_amt_like_one_at_the_whole_batch(tmp_path
         assert stage["processes"] == 2 and not stage["reused"]
         ones, twos = (log_records(root / "cache" / stage["hash"]) for root in (one, two))
         steps = [r for r in ones if "loss" in r]
-        assert len(steps) >= 10 and [r["step"] for r in steps] == [r["step"] for r in twos if "loss" in r]
+        assert len(steps) >= 5 and [r["step"] for r in steps] == [r["step"] for r in twos if "loss" in r]
         gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(steps, [r for r in twos if "loss" in r], strict=True))
         print(f"{stage['name']}: {len(steps)} steps, largest loss gap between 1 and 2 processes {gap:.2e}")
         for a, b in zip(steps, [r for r in twos if "loss" in r], strict=True):
@@ -97,10 +98,12 @@ def test_two_processes_train_sft_and_wm_amt_like_one_at_the_whole_batch(tmp_path
         assert steps[-1]["loss"] < steps[0]["loss"]  # it trained
     metrics = [json.loads((root / run / "metrics.json").read_text()) for root in (one, two)]
     print({k: (metrics[0][k], metrics[1][k]) for k in metrics[0] if isinstance(metrics[0][k], float)})
-    for key in ("success", "format_rate", "ece_first", "brier", "q_error"):
-        assert isinstance(metrics[0][key], float), key
-        assert abs(metrics[0][key] - metrics[1][key]) <= METRIC_TOL, (key, metrics[0][key], metrics[1][key])
     assert metrics[0]["n_episodes"] == metrics[1]["n_episodes"] == 12
+    for key, value in metrics[0].items():
+        if value is None or isinstance(value, (int, float)):
+            other = metrics[1][key]
+            assert (value is None) == (other is None), key  # a metric one run has, the other has too
+            assert value is None or abs(value - other) <= METRIC_TOL, (key, value, other)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +121,8 @@ def grpo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def grpo_stage(cache: Path) -> Path:
-    (found,) = [p.parent for p in cache.glob("*/stage.json") if json.loads(p.read_text()).get("kind") == "grpo"]
+def grpo_stage(root: Path) -> Path:
+    (found,) = [p.parent for p in root.glob("cache/*/stage.json") if json.loads(p.read_text()).get("kind") == "grpo"]
     return found
 
 
@@ -190,10 +193,9 @@ def test_grpo_killed_under_two_processes_resumes_to_the_bytes_of_an_unbroken_run
     # Every process SIGKILLs itself at the end of step 2, after the checkpoint of step 1.
     killed = harness(args, grpo_root / "logs", env={"HARNESS_KILL_AT": "grpo-step:2"}, timeout=900)
     assert killed.code == 2 and "ended with exit code" in killed.err, killed.err[-3000:]
-    assert list((grpo_root / "killed").glob("*.partial/checkpoint-1/trainer_state.json"))
-    assert not list((grpo_root / "killed").glob("*/stage.json")) or all(
-        json.loads(p.read_text()).get("kind") != "grpo" for p in (grpo_root / "killed").glob("*/stage.json")
-    )
+    assert list((grpo_root / "killed").glob("cache/*.partial/checkpoint-1/trainer_state.json"))
+    kinds = [json.loads(p.read_text()).get("kind") for p in (grpo_root / "killed").glob("cache/*/stage.json")]
+    assert "grpo" not in kinds
     resumed = harness(args, grpo_root / "logs", timeout=900)
     assert resumed.code == 0, resumed.err[-3000:]
     ours, theirs = grpo_stage(grpo_root / "killed"), grpo_stage(grpo_root / "clean")
@@ -204,7 +206,7 @@ def test_grpo_killed_under_two_processes_resumes_to_the_bytes_of_an_unbroken_run
         {k: r.get(k) for k in keep} for r in log_records(theirs)
     ]
     assert json.loads((ours / "stage.json").read_text())["stats"]["processes"] == 2
-    assert not list((grpo_root / "killed").glob("*.partial"))
+    assert not list((grpo_root / "killed").glob("cache/*.partial"))
 
 
 def test_lora_on_smollm2_under_two_processes(tmp_path: Path, smollm2_checkpoint: Path) -> None:
