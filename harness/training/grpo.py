@@ -32,8 +32,6 @@ from harness.training.stages import GrpoSettings
 from tasks.base import Task
 
 SALT_RL = 404
-RANK_STRIDE = 1 << 40
-"""Offset between the sampling seeds of two processes of a data-parallel grpo stage."""
 TRACE_ENV = "HARNESS_ROLLOUT_TRACE"
 """If set, a folder where every rollout call writes what it played and returned (for tests)."""
 # rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Stages').
@@ -92,6 +90,19 @@ def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, str
     }
 
 
+def sampling_seed(seed: int, call: int, rank: int) -> int:
+    """Returns the token-sampling seed of one rollout call of one process.
+
+    Process 0 keeps the in-process stage's seed. Another process draws a 32-bit seed of its own from
+    a SeedSequence: torch's CPU generator keeps only the low 32 bits of a seed, so an offset above
+    them (a first version added rank << 40) gives every process the same stream, and with an
+    untrained model the two processes then wrote the very same tokens (caught by test_devices.py).
+    """
+    if rank == 0:
+        return seed * 1_000_003 + call
+    return int(np.random.SeedSequence([seed, SALT_RL, call, rank]).generate_state(1)[0])
+
+
 def trace_rollout(folder: Path, call: int, rank: int, first: int, prompts: list[str], output: dict) -> None:
     """Writes one rollout call's prompts and returned fields to `folder/step<call>-rank<rank>.json`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,9 +146,7 @@ def make_rollout_func(
         rank = trainer.accelerator.process_index
         first = rank * len(chosen)
         rngs = [np.random.default_rng([seed, SALT_RL, call, first + i]) for i in range(len(chosen))]
-        sampling = Sampling(
-            settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call + rank * RANK_STRIDE
-        )
+        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=sampling_seed(seed, call, rank))
         training = trainer.model.training
         started, timings = time.perf_counter(), {"env_s": 0.0}
         episodes = run_episodes(trainer.model, tokenizer, task, chosen, rngs, fmt, sampling, stop_ids, timings=timings)
