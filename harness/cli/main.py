@@ -24,9 +24,11 @@ from harness.cli.options import (
     PROFILE,
     SEED,
     THREADS,
+    launch_options,
     resolve_profile,
     results_folder,
     run_options,
+    use_launcher,
 )
 from harness.core.environ import QUIET_ENV
 from harness.core.errors import HarnessError
@@ -192,6 +194,7 @@ def methods_list(profile: str) -> None:
 
 @cli.command()
 @run_options
+@launch_options
 def train(
     method_name: str,
     task_name: str,
@@ -201,10 +204,14 @@ def train(
     lora: bool,
     data_path: str | None,
     cache: Path,
+    launcher: str,
+    processes: int | None,
+    accelerate_config: Path | None,
 ) -> None:
     """Trains whatever is missing of a method on a task, reusing cached stages, then stops."""
     from harness.training.train import train_method
 
+    use_launcher(launcher, processes, accelerate_config, trains_only=True)
     prof = resolve_profile(profile, model, lora, task_name, data_path)
     _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
     for o in outcomes:
@@ -216,6 +223,7 @@ def train(
 @cli.command("eval")
 @run_options
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@launch_options
 def evaluate(
     method_name: str,
     task_name: str,
@@ -226,10 +234,14 @@ def evaluate(
     data_path: str | None,
     cache: Path,
     runs: Path,
+    launcher: str,
+    processes: int | None,
+    accelerate_config: Path | None,
 ) -> None:
     """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
     from harness.evaluation.evaluate import evaluate_run, summary_line
 
+    use_launcher(launcher, processes, accelerate_config, trains_only=False)
     prof = resolve_profile(profile, model, lora, task_name, data_path)
     path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
     click.echo(f"{method_name} on {task_name} seed {seed}: {summary_line(metrics)}")
@@ -301,6 +313,7 @@ def compare(
     default=None,
     help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
 )
+@launch_options
 def reproduce(
     profile: str,
     jobs: int,
@@ -310,6 +323,9 @@ def reproduce(
     runs: Path,
     cache: Path,
     results: Path | None,
+    launcher: str,
+    processes: int | None,
+    accelerate_config: Path | None,
 ) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
@@ -322,6 +338,7 @@ def reproduce(
     if address and backend != "ray":
         raise HarnessError("--address needs --backend ray")
     worker_threads(jobs, threads)  # a bad --threads fails before any work
+    use_launcher(launcher, processes, accelerate_config, trains_only=False)
     started = time.time()
     prof = load_profile(profile)
     ran = run_missing(prof, runs, cache, jobs, click.echo, threads, backend, address)
@@ -429,6 +446,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    # Set by --launcher for this command's own workers only, never inherited from an earlier one.
+    os.environ.pop("HARNESS_LAUNCHER", None)
     try:
         code = cli.main(standalone_mode=False)
     except HarnessError as exc:

@@ -101,3 +101,46 @@ def results_folder(profile: Profile) -> Path:
     So `harness reproduce --profile smoke` never overwrites the default profile's committed results.
     """
     return Path(profile.reference) if profile.reference else Path("results") / profile.name
+
+
+def launch_options(command):
+    """Returns `command` with the options that spread each stage over several processes (accelerate)."""
+    options = [
+        click.option(
+            "--launcher",
+            type=click.Choice(["none", "accelerate"]),
+            default="none",
+            show_default=True,
+            help="accelerate: every training stage runs data-parallel under `accelerate launch` (docs/devices.md)",
+        ),
+        click.option(
+            "--processes",
+            type=int,
+            default=None,
+            help="processes per stage with --launcher accelerate (default: the config's num_processes, else GPUs)",
+        ),
+        click.option(
+            "--accelerate-config",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="an accelerate config file (`accelerate config`), e.g. one per machine for several machines",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def use_launcher(launcher: str, processes: int | None, config: Path | None, trains_only: bool) -> None:
+    """Sets up the launcher the options name; HarnessError for a bad combination.
+
+    Only the first machine of several evaluates and writes runs: elsewhere only `harness train` runs.
+    """
+    from harness.training.distributed import configure
+
+    chosen = configure(launcher, processes, config)
+    if chosen is not None and chosen.machine_rank() > 0 and not trains_only:
+        raise HarnessError(
+            f"this machine has machine_rank {chosen.machine_rank()} in {config}: run `harness train` here; "
+            "machine 0 evaluates and writes the runs"
+        )

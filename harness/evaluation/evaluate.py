@@ -7,6 +7,7 @@ samples N first moves per test instance and scores each plan by its Q*.
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from harness.data.recipes import expert_episodes, react_row
 from harness.data.reference import reference_policy
 from harness.evaluation.estimates import first_p_belief
 from harness.evaluation.scoring import episode_record, run_metrics
+from harness.training import distributed
 from harness.training.models import stop_token_ids
 from harness.training.train import load_checkpoint, method_and_task, train_method
 from tasks.base import Task, episode_items, play
@@ -192,9 +194,16 @@ def determinism() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "packages": {k: v for k, v in versions().items() if k != "torch_threads"},
+        **launcher_record(),
         "note": "same seed, config, package versions and thread count on CPU give byte-identical "
         "metrics.json and episodes.jsonl (tests/integration/test_reliability.py checks it)",
     }
+
+
+def launcher_record() -> dict[str, Any]:
+    """Returns {"launcher": its settings} when stages were launched over several processes, else nothing."""
+    launcher = distributed.current()
+    return {"launcher": {"kind": "accelerate", **dataclasses.asdict(launcher)}} if launcher else {}
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

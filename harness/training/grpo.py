@@ -27,13 +27,16 @@ from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.traces import ForesightBlock, ParseError
+from harness.training import distributed
 from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids
 from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
-from harness.training.sft import JsonlLog, StepFaults, resume_point, trainer_args
+from harness.training.sft import JsonlLog, StepFaults, read_log, resume_point, trainer_args
 from harness.training.stages import GrpoSettings
 from tasks.base import Task
 
 SALT_RL = 404
+TRACE_ENV = "HARNESS_ROLLOUT_TRACE"
+"""If set, a folder where every rollout call writes what it played and returned (for tests)."""
 # rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Stages').
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -111,14 +114,37 @@ class RolloutStats:
         return {k: round(v, 6) for k, v in found.items()}
 
 
-def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int) -> dict[str, list[float]]:
-    """Returns success, calibration and fidelity of each episode (fidelity simulated with a seeded rng)."""
-    rng = np.random.default_rng([seed, SALT_RL, 1 << 20])
+def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, stream: int = 0) -> dict[str, list[float]]:
+    """Returns success, calibration and fidelity of each episode (fidelity simulated with a seeded rng).
+
+    `stream` > 0 gives another process of a data-parallel stage a stream of its own.
+    """
+    rng = np.random.default_rng([seed, SALT_RL, 1 << 20, *([stream] if stream else [])])
     return {
         "success": [success_reward(e) for e in episodes],
         "calibration": [calibration_reward(e) for e in episodes],
         "fidelity": [fidelity_reward(task, e, rng) for e in episodes],
     }
+
+
+def sampling_seed(seed: int, call: int, rank: int) -> int:
+    """Returns the token-sampling seed of one rollout call of one process.
+
+    Process 0 keeps the in-process stage's seed. Another process draws a 32-bit seed of its own from
+    a SeedSequence: torch's CPU generator keeps only the low 32 bits of a seed, so an offset above
+    them (a first version added rank << 40) gives every process the same stream, and with an
+    untrained model the two processes then wrote the very same tokens (caught by test_devices.py).
+    """
+    if rank == 0:
+        return seed * 1_000_003 + call
+    return int(np.random.SeedSequence([seed, SALT_RL, call, rank]).generate_state(1)[0])
+
+
+def trace_rollout(folder: Path, call: int, rank: int, first: int, prompts: list[str], output: dict) -> None:
+    """Writes one rollout call's prompts and returned fields to `folder/step<call>-rank<rank>.json`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"step": call, "rank": rank, "first": first, "prompts": list(prompts), **output}
+    (folder / f"step{call}-rank{rank}.json").write_text(json.dumps(record, sort_keys=True))
 
 
 def _field_reward(name: str) -> Callable[..., list[float]]:
@@ -140,7 +166,14 @@ def make_rollout_func(
     clock: StepClock | None = None,
     stats: RolloutStats | None = None,
 ) -> Callable[[list[str], Any], dict[str, list]]:
-    """Returns the rollout_func that plays one episode per prompt with the trainer's current model."""
+    """Returns the rollout_func that plays one episode per prompt with the trainer's current model.
+
+    Data-parallel, each process plays the prompts TRL hands it (its share of the step's batch) and
+    returns rewards for exactly those episodes. Episode i of process r is global episode
+    r * len(prompts) + i: its world draws from that number, and each process samples tokens and
+    simulates fidelity from a stream of its own, so no two processes play correlated episodes.
+    Process 0 of one process draws what the in-process stage draws.
+    """
     by_prompt = {task.prompt(task.reset(inst)): inst for inst in instances}
     explore: dict[str, Any] = {}
     if settings.p_temperature is not None:
@@ -152,25 +185,32 @@ def make_rollout_func(
         # call; a run resumed from a checkpoint then draws the very episodes an unbroken run draws.
         call = trainer.state.global_step
         chosen = [by_prompt[p] for p in prompts]
-        rngs = [np.random.default_rng([seed, SALT_RL, call, i]) for i in range(len(chosen))]
-        sampling = Sampling(settings.temperature, settings.max_turn_tokens, seed=seed * 1_000_003 + call, **explore)
+        rank = trainer.accelerator.process_index
+        first = rank * len(chosen)
+        rngs = [np.random.default_rng([seed, SALT_RL, call, first + i]) for i in range(len(chosen))]
+        sampling = Sampling(
+            settings.temperature, settings.max_turn_tokens, seed=sampling_seed(seed, call, rank), **explore
+        )
         training = trainer.model.training
         started, timings = time.perf_counter(), {"env_s": 0.0}
         episodes = run_episodes(trainer.model, tokenizer, task, chosen, rngs, fmt, sampling, stop_ids, timings=timings)
         played = time.perf_counter()
         trainer.model.train(training)
-        rewards = episode_rewards(task, episodes, seed * 7919 + call)
+        rewards = episode_rewards(task, episodes, seed * 7919 + call, rank)
         if clock is not None:
             clock.add(played - started - timings["env_s"], timings["env_s"] + time.perf_counter() - played)
         if stats is not None:
             stats.add(episodes)
-        return {
+        output = {
             "prompt_ids": [e.prompt_ids for e in episodes],
             "completion_ids": [e.completion_ids for e in episodes],
             "logprobs": [e.logprobs for e in episodes],
             "env_mask": [e.env_mask for e in episodes],
             **rewards,
         }
+        if os.environ.get(TRACE_ENV):
+            trace_rollout(Path(os.environ[TRACE_ENV]), call, rank, first, prompts, output)
+        return output
 
     return rollout_func
 
@@ -195,7 +235,7 @@ def train_grpo(
     batch = settings.prompts_per_step * settings.num_generations
     args = GRPOConfig(
         max_steps=settings.steps,
-        per_device_train_batch_size=batch,
+        per_device_train_batch_size=distributed.per_process(batch, "prompts_per_step * num_generations"),
         num_generations=settings.num_generations,
         steps_per_generation=1,  # rollout_func numbers its calls by the optimizer step
         learning_rate=settings.lr,
@@ -227,7 +267,7 @@ def train_grpo(
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
-    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    records = read_log(log_path)
     rewards = [r["reward"] for r in records if "reward" in r]
     return {
         "steps": settings.steps,

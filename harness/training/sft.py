@@ -26,6 +26,7 @@ from harness.agent import encode_segments
 from harness.core import faults
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_write_text
+from harness.training import distributed
 from harness.training.p_smoothing import loss_function, p_token_ids
 from harness.training.stages import SftSettings
 
@@ -45,7 +46,7 @@ class JsonlLog(TrainerCallback):
         self.extra = extra
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not logs:
+        if not logs or not state.is_world_process_zero:  # data-parallel: process 0 writes the log
             return
         extra = self.extra() if self.extra else {}
         record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs, **extra}
@@ -68,6 +69,13 @@ class StepFaults(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         faults.point(self.point)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Returns the records of a stage's log.jsonl; none in a process other than 0, which never writes it."""
+    if distributed.rank() != 0:
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def tokenize_rows(
@@ -129,6 +137,8 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         "data_seed": seed,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
+        # Every parameter takes part in each forward pass: DDP need not search for unused ones.
+        **({"ddp_find_unused_parameters": False} if distributed.launched() else {}),
     }
 
 
@@ -160,7 +170,7 @@ def resume_point(work_dir: Path) -> str | None:
     """
     checkpoint = latest_checkpoint(work_dir)
     log = work_dir / "log.jsonl"
-    if log.exists():
+    if log.exists() and distributed.rank() == 0:
         step = int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
         kept = []
         for line in log.read_text().splitlines():
@@ -217,7 +227,7 @@ def train_sft(
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
     args = SFTConfig(
         max_steps=steps,
-        per_device_train_batch_size=settings.batch_size,
+        per_device_train_batch_size=distributed.per_process(settings.batch_size, "batch_size"),
         learning_rate=settings.lr,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, int(settings.warmup_ratio * steps)),
@@ -250,7 +260,7 @@ def train_sft(
     )
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
-    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    records = read_log(log_path)
     losses = [r["loss"] for r in records if "loss" in r]
     return {
         "steps": steps,

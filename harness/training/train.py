@@ -29,6 +29,7 @@ from harness.core.registry import make_task, method_factory
 from harness.core.store import atomic_dir, atomic_write_text, remove_leftovers
 from harness.core.traces import FORMAT_WORDS
 from harness.data.recipes import Corpora, build_corpora, mixed_rows
+from harness.training import distributed
 from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.training.stages import (
@@ -189,6 +190,12 @@ def run_stage(
     target = cache / key
     lora = profile.model.lora and bool(profile.model.path)
     result = _chained(source, key, target, lora)
+    launcher = distributed.current()
+    if stage_status(target) != "complete" and launcher is not None and launcher.machine_rank() > 0:
+        # A machine after the first trains its share of the stage that machine 0 holds the lock of
+        # and writes (the cache is shared between the machines).
+        stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
+        return result, StageOutcome(spec.name, key, False, stats)
     if stage_status(target) != "complete":
         with locked(cache / f"{key}.lock", f"stage {spec.name} ({key})", wait=True):
             if _needs_training(target, key, cache):
@@ -209,12 +216,54 @@ def _train_stage(
     target: Path,
     lora: bool,
 ) -> dict[str, Any]:
-    """Returns the stats of a stage after training it (resuming its TRL checkpoints) into `target`."""
+    """Returns the stats of a stage after training it (resuming its TRL checkpoints) into `target`.
+
+    In-process by default; under a launcher (harness.training.distributed) its processes train it
+    and process 0 writes `target`, while this process keeps the stage's lock.
+    """
     work = cache / f"{target.name}.partial"
     work.mkdir(parents=True, exist_ok=True)
+    rows = None if spec.kind == "grpo" else stage_rows(spec, corpora(), seed)
+    stage = {
+        "spec": spec,
+        "source": source,
+        "task": task,
+        "rows": rows,
+        "seed": seed,
+        "work": work,
+        "target": target,
+        "lora_rank": profile.model.lora_rank if lora else None,
+    }
+    launcher = distributed.current()
+    if launcher is None:
+        return fit_and_save(**stage)
+    distributed.check_split(spec.settings, launcher.total_processes(), spec.name)
+    stage["task"] = (task.name, profile.task_knobs(task.name))  # rebuilt in each process from its knobs
+    distributed.launch({"stage": stage}, work, launcher, f"stage {spec.name}")
+    if stage_status(target) != "complete":
+        raise HarnessError(f"the processes training stage {spec.name} ended without writing {target}")
+    return json.loads((target / "stage.json").read_text())["stats"]
+
+
+def fit_and_save(
+    spec: StageSpec,
+    source: Checkpoint,
+    task: Task | tuple[str, dict[str, Any]],
+    rows: Any,
+    seed: int,
+    work: Path,
+    target: Path,
+    lora_rank: int | None,
+) -> dict[str, Any]:
+    """Returns the stats of a stage after training it from `source` in `work` and writing it to `target`.
+
+    Under a launch every process trains its share; process 0 alone writes `target`.
+    """
+    if isinstance(task, tuple):
+        task = make_task(*task)
     model, tokenizer = load_checkpoint(source)
-    if lora:
-        model = _wrap_lora(model, profile.model.lora_rank)
+    if lora_rank is not None:
+        model = _wrap_lora(model, lora_rank)
     started = time.time()
     label = f"{task.name} {spec.name}"
     if spec.kind == "grpo":
@@ -235,7 +284,6 @@ def _train_stage(
     else:
         from harness.training.sft import train_sft
 
-        rows = stage_rows(spec, corpora(), seed)
         render = None
         if getattr(tokenizer, "chat_template", None):
             # A chat model trains on prompts rendered as the agent loop shows them (harness.agent.chat_prompt).
@@ -245,6 +293,11 @@ def _train_stage(
         stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label, render)
     stats["wall_s"] = round(time.time() - started, 2)
     stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if distributed.world_size() > 1:
+        stats["processes"] = distributed.world_size()
+        distributed.barrier()  # every process is done with `work` before process 0 removes it
+    if distributed.rank() != 0:
+        return stats
     with atomic_dir(target) as tmp:
         model.save_pretrained(str(tmp))  # with LoRA, the adapter alone
         tokenizer.save_pretrained(str(tmp))
