@@ -33,16 +33,24 @@ from harness.core.traces import P_WORDS
 MARKER = "p"
 
 
-def p_token_ids(tokenizer: Any) -> tuple[int, tuple[int, ...]]:
-    """Returns (id of the word `p`, ids of the values 0.0 ... 1.0); HarnessError unless each is one token."""
+def single_p_ids(tokenizer: Any) -> tuple[int, tuple[int, ...]] | None:
+    """Returns (id of the word `p`, ids of the values 0.0 ... 1.0), or None unless each is one token."""
     unknown = getattr(tokenizer, "unk_token_id", None)
     ids = [tokenizer.convert_tokens_to_ids(w) for w in (MARKER, *P_WORDS)]
     if any(i is None or i == unknown for i in ids):
+        return None
+    return ids[0], tuple(ids[1:])
+
+
+def p_token_ids(tokenizer: Any) -> tuple[int, tuple[int, ...]]:
+    """Returns (id of the word `p`, ids of the values 0.0 ... 1.0); HarnessError unless each is one token."""
+    found = single_p_ids(tokenizer)
+    if found is None:
         raise HarnessError(
             "p_temperature needs a tokenizer in which the word 'p' and each value 0.0 ... 1.0 are single tokens "
             "(the tiny models' WordLevel tokenizer); leave it unset for this model"
         )
-    return ids[0], tuple(ids[1:])
+    return found
 
 
 def tempered_logps(

@@ -21,18 +21,17 @@ from typing import Any
 import torch
 
 from harness.core.errors import HarnessError
-from harness.core.traces import P_WORDS
+from harness.training.p_sampling import single_p_ids
 
 IGNORE = -100
 
 
 def p_token_ids(tokenizer: Any) -> tuple[int, list[int]]:
     """Returns the id of the word `p` and the id of each value 0.0 ... 1.0; refuses multi-token values."""
-    unknown = getattr(tokenizer, "unk_token_id", None)
-    ids = [tokenizer.convert_tokens_to_ids(word) for word in ("p", *P_WORDS)]
-    if any(i is None or i == unknown for i in ids):
+    found = single_p_ids(tokenizer)
+    if found is None:
         raise HarnessError("p_smoothing needs every p value 0.0 ... 1.0 to be one token; this tokenizer splits them")
-    return ids[0], ids[1:]
+    return found[0], list(found[1])
 
 
 def smoothed_targets(values: list[int], amount: float, vocab: int) -> torch.Tensor:
