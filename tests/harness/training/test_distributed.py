@@ -6,6 +6,8 @@ The 2-process runs themselves are in tests/integration/test_devices.py (heavy).
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,14 @@ from harness.training.stages import GrpoSettings, SftSettings
 
 
 @pytest.fixture(autouse=True)
-def no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_launcher(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(distributed.ENV, raising=False)
     for key in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(key, raising=False)
+    yield
+    # configure() writes os.environ itself, which monkeypatch does not undo: a launcher left set here
+    # made every later test in the same session train its stages under 4 processes.
+    os.environ.pop(distributed.ENV, None)
 
 
 def test_no_launcher_trains_in_process_and_clears_an_earlier_one() -> None:
