@@ -120,6 +120,7 @@ def verify(
 
     import torch
 
+    from harness.core import progress
     from harness.core.config import load_profile
     from harness.running.verify import (
         compare_tables,
@@ -147,7 +148,8 @@ def verify(
         torch.set_num_threads(threads)
     work = workdir or Path(tempfile.mkdtemp(prefix="harness-verify-"))
     click.echo(f"reproducing profile {prof.name} in {work}; reference {folder}")
-    fresh, fresh_env = reproduce_fresh(prof, profile, work, cache or work / "cache", jobs, click.echo, threads)
+    with progress.session("auto", click.echo) as shown:
+        fresh, fresh_env = reproduce_fresh(prof, profile, work, cache or work / "cache", jobs, shown.say, threads)
     differences = environment_differences(expected_env, fresh_env)
     if differences:
         click.echo("environment differs from the reference (" + "; ".join(differences) + "):")

@@ -15,7 +15,17 @@ from pathlib import Path
 import click
 
 from harness.cli.checks import models, probe, verify
-from harness.cli.options import JOBS, PROFILE, SEED, THREADS, resolve_profile, results_folder, run_options
+from harness.cli.options import (
+    JOBS,
+    PROFILE,
+    QUIET,
+    SEED,
+    THREADS,
+    progress_mode,
+    resolve_profile,
+    results_folder,
+    run_options,
+)
 from harness.core.errors import HarnessError
 
 QUIET_ENV = {
@@ -143,13 +153,15 @@ def methods_list(profile: str) -> None:
 @cli.command()
 @run_options
 def train(
-    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path
+    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, quiet: bool
 ) -> None:
     """Trains whatever is missing of a method on a task, reusing cached stages, then stops."""
+    from harness.core import progress
     from harness.training.train import train_method
 
     prof = resolve_profile(profile, model, lora)
-    _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
+    with progress.session(progress_mode(quiet), click.echo):
+        _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
     for o in outcomes:
         verb = "reused" if o.reused else "trained"
         click.echo(f"{verb:<8} {o.name:<8} {o.hash}  tokens_seen={o.stats.get('tokens_seen')}")
@@ -160,13 +172,23 @@ def train(
 @run_options
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 def evaluate(
-    method_name: str, task_name: str, seed: int, profile: str, model: str | None, lora: bool, cache: Path, runs: Path
+    method_name: str,
+    task_name: str,
+    seed: int,
+    profile: str,
+    model: str | None,
+    lora: bool,
+    cache: Path,
+    quiet: bool,
+    runs: Path,
 ) -> None:
     """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
+    from harness.core import progress
     from harness.evaluation.evaluate import evaluate_run, summary_line
 
     prof = resolve_profile(profile, model, lora)
-    path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
+    with progress.session(progress_mode(quiet), click.echo):
+        path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
     click.echo(f"{method_name} on {task_name} seed {seed}: {summary_line(metrics)}")
     click.echo(f"run written to {path}")
 
@@ -234,10 +256,14 @@ def compare(
     default=None,
     help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
 )
-def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: Path, results: Path | None) -> None:
+@QUIET
+def reproduce(
+    profile: str, jobs: int, threads: int | None, runs: Path, cache: Path, results: Path | None, quiet: bool
+) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
 
+    from harness.core import progress
     from harness.core.config import load_profile
     from harness.running.reproduce import build_outputs, run_missing, worker_threads
 
@@ -246,11 +272,15 @@ def reproduce(profile: str, jobs: int, threads: int | None, runs: Path, cache: P
     worker_threads(jobs, threads)  # a bad --threads fails before any work
     started = time.time()
     prof = load_profile(profile)
-    ran = run_missing(prof, profile, runs, cache, jobs, click.echo, threads)
+    with progress.session(progress_mode(quiet), click.echo) as shown:
+        ran = run_missing(prof, profile, runs, cache, jobs, shown.say, threads)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
-    paths, cost = build_outputs(prof, runs, cache, results or results_folder(prof), started, jobs)
-    for path in paths:
+    folder = results or results_folder(prof)
+    paths, cost = build_outputs(prof, runs, cache, folder, started, jobs)
+    for path in paths if not quiet else []:
         click.echo(f"wrote {path}")
+    if quiet:
+        click.echo(f"wrote {len(paths)} files under {folder}")
     click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
 
 

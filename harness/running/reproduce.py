@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.core import faults
+from harness.core import faults, progress
 from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
@@ -106,11 +106,18 @@ def chain_cost(profile: Profile, chain: list[Item]) -> int:
     return cost
 
 
-def _start_worker(threads: int) -> None:
-    """Sets a worker's torch threads and silences it: the parent reports each run in one line."""
+def _start_worker(threads: int, events: Any, counter: Any) -> None:
+    """Sets a worker's torch threads, numbers it, sends its progress to the parent and silences it.
+
+    The parent reports each run in one line and draws the workers' stages from `events`.
+    """
     import torch
 
     torch.set_num_threads(threads)
+    with counter.get_lock():
+        counter.value += 1
+        number = counter.value
+    progress.use(progress.QueueReporter(events, str(number)))
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
@@ -161,9 +168,11 @@ def run_missing(
         initial_checkpoint(profile, seed, cache)  # built once, before workers could race for it
     done = [0]
     started = time.time()
+    progress.active().start_runs(total)
 
     def finish(item: Item, line: str) -> None:
         done[0] += 1
+        progress.active().finish_run()
         echo(f"[{done[0]}/{total}] {item[0]} on {item[1]} seed {item[2]}: {line} ({time.time() - started:.0f} s)")
 
     if jobs <= 1:
@@ -174,20 +183,28 @@ def run_missing(
         return total
     work = sorted((c for g in groups for c in chains(profile, g)), key=lambda c: -chain_cost(profile, c))
     context, count = multiprocessing.get_context("spawn"), worker_threads(jobs, threads)
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(count,))
-    with pool:
-        futures = [pool.submit(_run_chain, chain, profile_arg, runs, cache) for chain in work]
-        try:
-            for future in as_completed(futures):
-                for item, line in future.result():
-                    finish(item, line)
-        except BrokenProcessPool:
-            raise HarnessError(
-                "a reproduce worker process died (killed, or out of memory); rerun to resume; --jobs 1 shows its output"
-            ) from None
-        finally:
-            for future in futures:
-                future.cancel()
+    events = context.Queue()
+    drawing = progress.forward_events(events, progress.active())
+    initargs = (count, events, context.Value("i", 0))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=initargs)
+    try:
+        with pool:
+            futures = [pool.submit(_run_chain, chain, profile_arg, runs, cache) for chain in work]
+            try:
+                for future in as_completed(futures):
+                    for item, line in future.result():
+                        finish(item, line)
+            except BrokenProcessPool:
+                raise HarnessError(
+                    "a reproduce worker process died (killed, or out of memory); rerun to resume; "
+                    "--jobs 1 shows its output"
+                ) from None
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        events.put(None)
+        drawing.join(timeout=10)
     return total
 
 

@@ -26,12 +26,12 @@ from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
-from harness.training.sft import JsonlLog, StepFaults, resume_point, trainer_args
+from harness.training.sft import JsonlLog, StageProgress, StepFaults, board_callback, resume_point, trainer_args
 from harness.training.stages import GrpoSettings
 from tasks.base import Task
 
 SALT_RL = 404
-# rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Stages').
+# rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Methods and stages').
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
@@ -72,6 +72,39 @@ class StepClock(TrainerCallback):
         means = {f"time/{k}": round(v / self.steps, 4) for k, v in self.totals.items()} if self.steps else {}
         self.totals, self.steps = {}, 0
         return means
+
+
+class RlTags(TrainerCallback):
+    """Adds the GRPO stage's namespaced TensorBoard tags (`rl/reward/<name>`, `rl/time/<part>_s`, ...).
+
+    The trainer's own TensorBoardCallback (`report_to`) writes every log under `train/`; these tags
+    go through that callback's writer at the same step. The step timings are popped from the clock
+    here, once per log, and kept in `timing` for log.jsonl.
+    """
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+        self.timing: dict[str, float] = {}
+        self.board: Any = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.timing = self.clock.pop()
+        writer = getattr(self.board, "tb_writer", None)
+        if writer is None or not logs:
+            return
+        for tag, value in rl_tags(logs, self.timing).items():
+            writer.add_scalar(tag, value, state.global_step)
+        writer.flush()
+
+
+def rl_tags(logs: dict[str, Any], timing: dict[str, float]) -> dict[str, float]:
+    """Returns the rl/ tags of one GRPO log: total and per-function rewards, completion length, step timings."""
+    tags = {"rl/reward/total": logs.get("reward"), "rl/completion/mean_length": logs.get("completions/mean_length")}
+    for key, value in logs.items():
+        if key.startswith("rewards/") and key.endswith("/mean"):
+            tags[f"rl/reward/{key.split('/')[1]}"] = value
+    tags.update({f"rl/{key}": value for key, value in timing.items()})
+    return {tag: float(value) for tag, value in tags.items() if isinstance(value, int | float)}
 
 
 def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int) -> dict[str, list[float]]:
@@ -164,6 +197,7 @@ def train_grpo(
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
     clock = StepClock()
+    tags = RlTags(clock)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[_field_reward(n) for n in names],
@@ -171,8 +205,15 @@ def train_grpo(
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
         rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock),
-        callbacks=[clock, JsonlLog(log_path, label, extra=clock.pop), StepFaults("grpo")],
+        callbacks=[
+            clock,
+            tags,
+            JsonlLog(log_path, extra=lambda: tags.timing),
+            StageProgress(label),
+            StepFaults("grpo"),
+        ],
     )
+    tags.board = board_callback(trainer, work_dir)
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
     records = [json.loads(line) for line in log_path.read_text().splitlines()]

@@ -31,6 +31,7 @@ from harness.data.recipes import Corpora, build_corpora, mixed_rows
 from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.training.stages import (
+    BOARD_DIR,
     StageSpec,
     parse_mixed,
     stage_hash,
@@ -208,7 +209,7 @@ def _train_stage(
     if lora:
         model = _wrap_lora(model, profile.model.lora_rank)
     started = time.time()
-    label = f"{task.name} {spec.name}"
+    label = f"{task.name} seed{seed} {spec.name}"
     if spec.kind == "grpo":
         from harness.training.grpo import train_grpo
 
@@ -236,6 +237,8 @@ def _train_stage(
         tokenizer.save_pretrained(str(tmp))
         faults.point("stage-save")
         shutil.copy(work / "log.jsonl", tmp / "log.jsonl")
+        if (work / BOARD_DIR).is_dir():
+            shutil.copytree(work / BOARD_DIR, tmp / BOARD_DIR)
         _write_marker(
             tmp,
             {
