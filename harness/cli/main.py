@@ -304,6 +304,27 @@ def report(profile: str, runs: Path, cache: Path, results: Path | None) -> None:
         click.echo(f"wrote {path}")
 
 
+@cli.command()
+@PROFILE
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="default: results/view/<profile>")
+@click.option("--method", "method_name", default="foresight", show_default=True, help="left side of the compare page")
+@click.option("--baseline", default="sft-mimic", show_default=True, help="right side of the compare page")
+def view(profile: str, runs: Path, out: Path | None, method_name: str, baseline: str) -> None:
+    """Writes a static HTML browser of the stored runs: an index, a page per run, a compare page."""
+    from harness.core.config import load_profile
+    from harness.core.registry import method_factory
+    from harness.reporting.view import write_site
+
+    prof = load_profile(profile)
+    for name in (method_name, baseline):
+        method_factory(name)  # an unknown name fails before anything is written
+    out = out or Path("results/view") / prof.name
+    pages = write_site(prof, runs, out, results_folder(prof) / "figures", method_name, baseline)
+    click.echo(f"wrote {len(pages)} pages to {out}")
+    click.echo(f"open {out / 'index.html'} in a browser, or serve it: python -m http.server -d {out}")
+
+
 for command in (probe, verify, models):
     cli.add_command(command)
 
