@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce test test-heavy bench lint smoke verify clean
+.PHONY: reproduce test test-heavy chromium docs-check bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,19 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -m "not heavy"
 
-test-heavy: $(STAMP)
+test-heavy: $(STAMP) chromium
 	$(BIN)/pytest -q -m heavy || [ $$? -eq 5 ]  # 5: no test is marked heavy
+
+# The browser tests drive Debian's chromium (through Playwright's executable_path); installed here
+# when missing. Where it cannot be installed (no root, no apt) those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will skip"
+
+# Every `harness ...` command shown in README.md and docs/: the cheap ones run, the rest must parse
+# (`--help` of the same sub-command succeeds, and every option shown exists).
+docs-check: $(STAMP)
+	$(BIN)/pytest -q tests/test_docs.py
 
 bench: $(STAMP)
 	$(BIN)/pytest -q tests/benchmarks --benchmark-enable --benchmark-only -s
