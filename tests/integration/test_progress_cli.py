@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import cli
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy  # trains react on smoke twice over: ~30 s
 ARGS = ["eval", "--method", "react", "--task", "graph-nav", "--profile", "smoke"]
 
 
