@@ -77,8 +77,8 @@ def test_the_index_lists_every_run_and_sorts_by_a_column(browser, site) -> None:
         header.click()
         shown = [float(rows.nth(i).locator("td").nth(3).get_attribute("data-value")) for i in range(2)]
         assert shown == expected
-    page.locator("a", has_text="foresight").first.click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation():
+        page.locator("table#runs a", has_text="foresight").click()
     assert page.url.endswith("runs/graph-nav/foresight/seed0.html")
     assert errors == []
 
