@@ -48,6 +48,12 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
     episodes = runs / "smoke/graph-nav/foresight/seed0/episodes.jsonl"
     records = [json.loads(line) for line in episodes.read_text().splitlines()]
     records[0]["turns"][0]["output"] = SCRIPT + " " + records[0]["turns"][0]["output"]
+    # Smoke models write no parsable foresight block, so one hand-made block goes into episode 1:
+    # predicted at n1, at n3 against actual at n1, at n2 is a hit, then a miss.
+    records[1]["turns"][0].update(
+        parsed={"thought": "go", "plan": ["e1", "e2"], "rollout": ["at n1", "at n3"], "p": 0.7},
+        actual=["at n1", "at n2"], q_star=1.0, q_ref=0.8, error=None,
+    )  # fmt: skip
     episodes.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     out = tmp / "site"
     result = harness(["view", "--profile", "smoke", "--runs", str(runs), "--out", str(out)], tmp / "logs")
@@ -96,6 +102,7 @@ def test_a_run_page_shows_every_episode_its_marks_and_the_script_as_text(browser
             for j, predicted in enumerate(turn["parsed"]["rollout"]):
                 hit = j < len(turn["actual"]) and predicted == turn["actual"][j]
                 expected.append("✓ hit" if hit else "✗ miss")
+    assert record["episode"] == 1 and expected[:2] == ["✓ hit", "✗ miss"]  # worked out by hand above
     marks = page.locator(f"#episode-{record['episode']} table.block td.mark")
     assert marks.all_inner_texts() == expected
     # The <script> of a model output is shown as text and never ran.
