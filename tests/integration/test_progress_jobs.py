@@ -20,8 +20,9 @@ def test_two_workers_report_their_stages_and_every_run(tmp_path: Path) -> None:
     result = harness([*args, *folders], tmp_path / "logs", timeout=900)
     assert result.code == 0, result.err[-3000:]
     lines = result.out.splitlines()
-    started = [line for line in lines if re.match(r"\[worker [12]\] graph-nav seed0 \S+: started, \d+ steps$", line)]
-    ended = [line for line in lines if re.match(r"\[worker [12]\] graph-nav seed0 \S+: done, (\d+)/\1 steps in ", line)]
+    stage = r"\[worker [12]\] graph-nav seed0 (sft|react eval|sft-mimic eval)"  # a training stage or an evaluation
+    started = [line for line in lines if re.match(stage + r": started, \d+ steps$", line)]
+    ended = [line for line in lines if re.match(stage + r": done, (\d+)/\2 steps in ", line)]
     # Two chains (react's sft, sft-mimic's sft), each a training stage and an evaluation.
     assert len(started) == len(ended) == 4, result.out
     # Which worker takes which chain is the pool's choice; every stage line names one of the two.
