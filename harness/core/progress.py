@@ -7,21 +7,27 @@ summary. Progress is display only: nothing here reaches a run's files, so `harne
 byte-for-byte checks never see it.
 
 Library code reports to `active()`, a silent reporter unless a command opened a display with
-`session()`. The worker processes of `harness reproduce --jobs N` report to a `QueueReporter`,
-and the parent draws their events (`forward_events`), one row per worker.
+`session()`. The worker processes of `harness reproduce --jobs N` (and Ray tasks) report to a
+`QueueReporter`, and the parent draws their events (`forward_events`), one row per worker. The
+processes `accelerate launch` starts for a stage share the terminal, not a queue: the session's
+mode travels to them in HARNESS_PROGRESS, process 0 prints plain lines (`launched_reporter`), and
+a live display steps aside while they run (`Reporter.handover`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("auto", "live", "plain", "quiet")
+ENV = "HARNESS_PROGRESS"
+"""The mode of the command's session, for the processes it launches: plain or quiet (unset: none)."""
 
 
 @dataclass
@@ -72,6 +78,10 @@ class Reporter:
 
     def end_stage(self, worker: str = "") -> None:
         """Ends a worker's current stage."""
+
+    def handover(self) -> AbstractContextManager[None]:
+        """Returns a context in which another process writes to the terminal (a live display pauses)."""
+        return nullcontext()
 
     def close(self) -> None:
         """Stops drawing."""
@@ -204,6 +214,14 @@ class LiveReporter(StageTracker):
     def stage_ended(self, worker: str, stage: StageView) -> None:
         self.bars.update(self.rows[worker], completed=stage.total, info=stage.info())
 
+    @contextmanager
+    def handover(self) -> Iterator[None]:
+        self.bars.stop()
+        try:
+            yield
+        finally:
+            self.bars.start()
+
     def close(self) -> None:
         self.bars.stop()
 
@@ -262,13 +280,32 @@ def make_reporter(mode: str, echo: Callable[[str], None], stream: Any = None) ->
     return QuietReporter() if mode == "quiet" else PlainReporter(echo)
 
 
+def environ_mode() -> str | None:
+    """Returns the mode the command's session exported for the processes it launches (None: no session)."""
+    return os.environ.get(ENV)
+
+
+def launched_reporter() -> Reporter:
+    """Returns the reporter of a stage's process under `accelerate launch`: plain lines from process 0
+    when the command that launched it shows progress, else the silent one."""
+    if environ_mode() != "plain" or int(os.environ.get("RANK", "0")) != 0:
+        return Reporter()
+    return PlainReporter(lambda line: print(line, flush=True))
+
+
 @contextmanager
 def session(mode: str, echo: Callable[[str], None]) -> Iterator[Reporter]:
     """Yields the active reporter of a command for its duration, then stops drawing."""
     reporter = make_reporter(mode, echo)
+    before = os.environ.get(ENV)
+    os.environ[ENV] = "quiet" if isinstance(reporter, QuietReporter) else "plain"
     _ACTIVE.append(reporter)
     try:
         yield reporter
     finally:
         _ACTIVE.pop()
         reporter.close()
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before

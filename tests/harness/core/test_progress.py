@@ -95,3 +95,32 @@ def test_a_session_is_active_for_its_duration_only() -> None:
         assert isinstance(shown, progress.QuietReporter)
     # Off a terminal, auto means plain lines.
     assert isinstance(progress.make_reporter("auto", lines.append, io.StringIO()), progress.PlainReporter)
+
+
+def test_a_session_tells_launched_processes_its_mode_and_restores_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv(progress.ENV, raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    with progress.session("plain", [].append):
+        assert progress.environ_mode() == "plain"
+        # Process 0 of a launched stage prints plain lines; another process, and no session, nothing.
+        assert isinstance(progress.launched_reporter(), progress.PlainReporter)
+        monkeypatch.setenv("RANK", "1")
+        assert type(progress.launched_reporter()) is progress.Reporter
+        monkeypatch.delenv("RANK")
+        with progress.session("quiet", [].append):
+            assert progress.environ_mode() == "quiet"
+            assert type(progress.launched_reporter()) is progress.Reporter
+        assert progress.environ_mode() == "plain"
+    assert progress.environ_mode() is None
+    assert type(progress.launched_reporter()) is progress.Reporter
+
+
+def test_a_live_display_steps_aside_while_another_process_writes() -> None:
+    shown = progress.LiveReporter(io.StringIO())
+    assert shown.bars.live.is_started
+    with shown.handover():
+        assert not shown.bars.live.is_started
+    assert shown.bars.live.is_started
+    shown.close()
+    with progress.PlainReporter([].append).handover():  # nothing to pause off a terminal
+        pass
