@@ -258,6 +258,7 @@ def train_grpo(
         learning_rate=settings.lr,
         temperature=settings.temperature,
         beta=settings.beta,
+        scale_rewards=settings.scale_rewards,
         max_completion_length=4096,
         reward_weights=[weights[n] for n in names],
         logging_steps=1,
