@@ -95,15 +95,19 @@ class RolloutStats:
     teach on prompts the agent always solves) and whether p moves during FC-RL.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, heldout_like: frozenset[str] = frozenset()) -> None:
         self.episodes: list[AgentEpisode] = []
+        self.heldout_like = heldout_like
 
     def add(self, episodes: Sequence[AgentEpisode]) -> None:
         self.episodes.extend(episodes)
 
     def pop(self) -> dict[str, float]:
         """Returns {"train/success", "train/format_rate", "train/p_mean", "train/p_first_mean"} (the p
-        means over parsed foresight blocks only; absent when there were none), then forgets the episodes."""
+        means over parsed foresight blocks only; absent when there were none), then forgets the episodes.
+
+        With held-out-like instances in the pool, also the success of each kind among the episodes
+        played ("train/success_plain", "train/success_heldout_like"; a kind not played is absent)."""
         episodes, self.episodes = self.episodes, []
         if not episodes:
             return {}
@@ -115,6 +119,11 @@ class RolloutStats:
             "train/success": float(np.mean([e.success for e in episodes])),
             "train/format_rate": float(np.mean(parsed)) if parsed else 0.0,
         }
+        if self.heldout_like:
+            for kind, held in (("plain", False), ("heldout_like", True)):
+                played = [e.success for e in episodes if (e.instance_id in self.heldout_like) == held]
+                if played:
+                    found[f"train/success_{kind}"] = float(np.mean(played))
         if ps:
             found["train/p_mean"] = float(np.mean(ps))
         if firsts:
@@ -272,12 +281,20 @@ def train_grpo(
     seed: int,
     label: str,
     stop_ids: list[int],
+    heldout_like: frozenset[str] = frozenset(),
+    prompt_rows: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Trains `model` in place with GRPO on episodes of `instances`; returns steps, tokens and rewards."""
+    """Trains `model` in place with GRPO on episodes of `instances`; returns steps, tokens and rewards.
+
+    `heldout_like` names the instances of the pool that are held-out-like (harness/data/rl_pool.py),
+    whose train-side success the log shows apart; `prompt_rows` is the prompt set GRPO samples
+    from (default: each distinct prompt of `instances` once)."""
     # Success stays a reward function even at weight 0, so that TRL logs train-side success.
     names = ["success"] + [n for n, w in (("calibration", settings.lambda_cal), ("fidelity", settings.lambda_fid)) if w]
     weights = {"success": settings.lambda_success, "calibration": settings.lambda_cal, "fidelity": settings.lambda_fid}
-    prompts = sorted({task.prompt(task.reset(inst)) for inst in instances})
+    if prompt_rows is None:
+        prompt_rows = sorted({task.prompt(task.reset(inst)) for inst in instances})
+    prompts = list(prompt_rows)
     batch = settings.prompts_per_step * settings.num_generations
     args = GRPOConfig(
         max_steps=settings.steps,
@@ -287,6 +304,7 @@ def train_grpo(
         learning_rate=settings.lr,
         temperature=settings.temperature,
         beta=settings.beta,
+        scale_rewards=settings.scale_rewards,
         max_completion_length=4096,
         reward_weights=[weights[n] for n in names],
         logging_steps=1,
@@ -294,7 +312,7 @@ def train_grpo(
     )
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
-    clock, stats = StepClock(), RolloutStats()
+    clock, stats = StepClock(), RolloutStats(heldout_like)
     tags = RlTags(clock, stats)
     trainer_class: Any = GRPOTrainer
     extra: dict[str, Any] = {}

@@ -83,6 +83,16 @@ class GrpoSettings:
         "rollouts sample the token after the word `p` among the values 0.0 ... 1.0 at this temperature "
         "(log-probabilities at the same temperature, so the GRPO ratio stays exact); None: as any token",
     )
+    heldout_like_share: float = doc(
+        0.0,
+        "share of the prompt pool drawn held-out-like: outside dev and test, needing a part of the world no"
+        " train expert episode shows (harness/data/rl_pool.py); 0 = the train split alone",
+    )
+    scale_rewards: str = doc(
+        "group",
+        "TRL's advantage scaling: group (divide by each group's reward std, GRPO), batch (by the batch's), or"
+        " none (Dr. GRPO: the unbiased estimate of the expected-reward gradient; see docs/calibration.md)",
+    )
     lambda_cal: float = doc(0.5, "weight of the calibration reward 1 - (p - outcome)^2")
     lambda_fid: float = doc(0.5, "weight of the rollout-fidelity reward")
     save_every: int = doc(10, "steps between resumable TRL checkpoints")
@@ -106,10 +116,16 @@ def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSet
     settings = build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
     if isinstance(settings, GrpoSettings) and settings.p_temperature is not None and settings.p_temperature <= 0:
         raise HarnessError(f"{where}: p_temperature must be above 0 (or unset), got {settings.p_temperature}")
+    if isinstance(settings, GrpoSettings) and settings.scale_rewards not in SCALE_REWARDS:
+        known = ", ".join(SCALE_REWARDS)
+        raise HarnessError(f"{where}: scale_rewards must be one of {known}, got {settings.scale_rewards!r}")
+    if isinstance(settings, GrpoSettings) and not 0 <= settings.heldout_like_share < 1:
+        raise HarnessError(f"{where}: heldout_like_share must be in [0, 1), got {settings.heldout_like_share}")
     return settings
 
 
-ADDED_SETTINGS = {"lambda_success": 1.0, "p_temperature": None}
+SCALE_REWARDS = ("group", "batch", "none")
+ADDED_SETTINGS = {"lambda_success": 1.0, "p_temperature": None, "heldout_like_share": 0.0, "scale_rewards": "group"}
 """Settings added after caches existed, with the value that behaves as before: at that value a setting
 is left out of the stage hash, so checkpoints trained before it existed keep their keys."""
 

@@ -268,20 +268,26 @@ def fit_and_save(
     started = time.time()
     label = f"{task.name} seed{seed} {spec.name}"
     if spec.kind == "grpo":
+        from harness.data.rl_pool import rl_pool
         from harness.training.grpo import train_grpo
 
+        pool = rl_pool(task, seed, spec.settings.heldout_like_share)
         stats = train_grpo(
             model,
             tokenizer,
             task,
-            task.splits(seed).train,
+            pool.instances,
             spec.fmt,
             spec.settings,
             work,
             seed,
             label,
             stop_token_ids(tokenizer),
+            pool.heldout_like_ids,
+            pool.prompt_rows(task),
         )
+        if pool.wanted:
+            stats["pool"] = pool.summary()
     else:
         from harness.training.sft import train_sft
 

@@ -127,3 +127,14 @@ def test_length_grouped_order_leaves_a_short_batch_to_the_next_epoch() -> None:
     order = length_grouped_order([5, 1, 3, 2, 4], batch_size=2, steps=4, rng=np.random.default_rng(1), group=10)
     assert len(order) == 8
     assert len(set(order[:4])) == 4  # two whole batches from the first epoch, the fifth row waits
+
+
+def test_scale_rewards_is_checked_and_group_keeps_old_stage_hashes() -> None:
+    with pytest.raises(HarnessError, match="scale_rewards must be one of group, batch, none"):
+        settings_for("grpo", {"scale_rewards": "std"}, "stages.fc-rl")
+
+    def key(values: dict) -> str:
+        return stage_hash(StageSpec("fc-rl", "grpo", "rl", "foresight", settings_for("grpo", values, "x")), "in", "d")
+
+    assert key({"scale_rewards": "group"}) == key({})
+    assert len({key({}), key({"scale_rewards": "none"}), key({"scale_rewards": "batch"})}) == 3

@@ -1,0 +1,92 @@
+"""The RL prompt pool (harness.data.rl_pool): train instances plus held-out-like ones, never dev or test."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.agent import AgentEpisode
+from harness.core.config import load_profile
+from harness.core.errors import HarnessError
+from harness.core.registry import make_task
+from harness.data.recipes import expert_episodes
+from harness.data.rl_pool import rl_pool
+from harness.training.grpo import RolloutStats
+from harness.training.stages import StageSpec, settings_for, stage_hash
+from tasks.base import episode_items, eval_keys, start_key
+
+
+def task_of(profile: str, name: str):
+    return make_task(name, load_profile(profile).tasks[name])
+
+
+def test_share_zero_is_the_train_split_and_the_prompt_set_grpo_always_had() -> None:
+    task = task_of("smoke", "graph-nav")
+    pool = rl_pool(task, 0, 0.0)
+    train = task.splits(0).train
+    assert pool.instances == tuple(train) and pool.heldout_like == () and pool.wanted == 0
+    # graph-nav's 40 smoke train instances have 7 distinct prompts: one row each, as before the pool existed
+    assert pool.prompt_rows(task) == sorted({task.prompt(task.reset(i)) for i in train})
+    assert len(pool.prompt_rows(task)) == 7
+
+
+@pytest.mark.parametrize("name", ["graph-nav", "kb-search", "countdown"])
+def test_heldout_like_instances_are_outside_every_split_and_need_a_part_no_expert_shows(name: str) -> None:
+    task = task_of("smoke", name)
+    splits = task.splits(0)
+    pool = rl_pool(task, 0, 0.5)
+    assert pool.heldout_like, name
+    shown = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, splits.train, 0)))
+    train_keys = {start_key(task, i) for i in splits.train}
+    keys = [start_key(task, i) for i in pool.heldout_like]
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & (eval_keys(task, splits) | train_keys)
+    assert all(task.required(i) - shown for i in pool.heldout_like)
+    assert pool.train == tuple(splits.train)
+    assert rl_pool(task, 0, 0.5) == pool  # seeded by the split seed alone
+    assert rl_pool(task, 1, 0.5).heldout_like != pool.heldout_like
+
+
+def test_the_share_counts_rows_and_few_found_instances_are_repeated_to_keep_it() -> None:
+    # kb-search smoke: 12 distinct train questions, share 0.5 -> 12 held-out-like, found in full, once each
+    kb = task_of("smoke", "kb-search")
+    pool = rl_pool(kb, 0, 0.5)
+    assert (pool.wanted, len(pool.heldout_like), pool.copies) == (12, 12, 1)
+    assert len(pool.prompt_rows(kb)) == 24
+    assert rl_pool(kb, 0, 0.25).wanted == 4  # round(12 * 0.25 / 0.75)
+    # graph-nav default: 291 distinct train prompts, but only 21 start-goal pairs outside dev and test
+    # need an edge no train expert walks (the held-out pockets): each is repeated round(291 / 21) = 14 times
+    nav = task_of("default", "graph-nav")
+    pool = rl_pool(nav, 0, 0.5)
+    assert (pool.wanted, len(pool.heldout_like), pool.copies) == (291, 21, 14)
+    rows = pool.prompt_rows(nav)
+    held = {start_key(nav, i) for i in pool.heldout_like}
+    assert sum(r in held for r in rows) == 21 * 14 and len(rows) == 291 + 294
+    assert pool.summary() == {"train_instances": 1000, "heldout_like": 21, "heldout_like_wanted": 291,
+                              "heldout_like_copies": 14}  # fmt: skip
+
+
+def test_a_share_outside_zero_to_one_is_refused_and_zero_keeps_old_stage_hashes() -> None:
+    for bad in (1.0, -0.1):
+        with pytest.raises(HarnessError, match="heldout_like_share must be in"):
+            settings_for("grpo", {"heldout_like_share": bad}, "stages.fc-rl")
+
+    def key(values: dict) -> str:
+        return stage_hash(StageSpec("fc-rl", "grpo", "rl", "foresight", settings_for("grpo", values, "x")), "in", "d")
+
+    assert key({"heldout_like_share": 0.0}) == key({})
+    assert key({"heldout_like_share": 0.5}) != key({})
+
+
+def test_rollout_stats_give_each_kind_its_own_success() -> None:
+    def episode(instance_id: str, success: bool) -> AgentEpisode:
+        return AgentEpisode(instance_id=instance_id, prompt="", success=success)
+
+    stats = RolloutStats(frozenset({"h1", "h2"}))
+    stats.add([episode("a", True), episode("b", True), episode("c", False), episode("h1", False), episode("h2", True)])
+    found = stats.pop()
+    assert found["train/success"] == 0.6
+    assert found["train/success_plain"] == pytest.approx(2 / 3, abs=1e-6)
+    assert found["train/success_heldout_like"] == 0.5
+    plain = RolloutStats()
+    plain.add([episode("a", True)])
+    assert "train/success_plain" not in plain.pop()
