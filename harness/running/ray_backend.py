@@ -100,8 +100,10 @@ def run_on_ray(
     finally:
         for ref in refs:
             ray.cancel(ref, force=True)
-        events.put(None)
-        drawing.join(timeout=10)
-        events.shutdown()
-        if started_here:
-            ray.shutdown()
+        try:
+            events.put(None)
+            drawing.join(timeout=10)
+            events.shutdown()
+        finally:  # the Ray this call started stops whatever happened to the queue
+            if started_here:
+                ray.shutdown()

@@ -164,5 +164,8 @@ def _run_pool(
                 for future in futures:
                     future.cancel()
     finally:
-        events.put(None)  # after the pool has shut down: every worker's events are on the queue
+        # A worker killed while writing to the queue could hold its lock for good: never wait for the
+        # queue's feeder at exit. After the pool has shut down every live worker's events are on it.
+        events.cancel_join_thread()
+        events.put(None)
         drawing.join(timeout=10)
