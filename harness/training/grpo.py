@@ -106,14 +106,16 @@ class RolloutStats:
         """Returns {"train/success", "train/format_rate", "train/p_mean", "train/p_first_mean"} (the p
         means over parsed foresight blocks only; absent when there were none), then forgets the episodes.
 
-        With held-out-like instances in the pool, also the success of each kind among the episodes
-        played ("train/success_plain", "train/success_heldout_like"; a kind not played is absent)."""
+        Where first turns parsed: "train/p_first_brier" (mean (p - outcome)^2 at the first turn) and
+        "train/p_first_success" (the success of those episodes). With held-out-like instances in the
+        pool, also the success and mean first-turn p of each kind among the episodes played
+        ("train/success_plain", "train/p_first_mean_heldout_like", ...; a kind not played is absent)."""
         episodes, self.episodes = self.episodes, []
         if not episodes:
             return {}
         turns = [t for e in episodes for t in e.turns]
         ps = [t.parsed.p for t in turns if isinstance(t.parsed, ForesightBlock)]
-        firsts = [e.turns[0].parsed.p for e in episodes if e.turns and isinstance(e.turns[0].parsed, ForesightBlock)]
+        firsts = [p for p in map(_first_p, episodes) if p is not None]
         parsed = [not isinstance(t.parsed, ParseError) for t in turns]
         found = {
             "train/success": float(np.mean([e.success for e in episodes])),
@@ -128,7 +130,25 @@ class RolloutStats:
             found["train/p_mean"] = float(np.mean(ps))
         if firsts:
             found["train/p_first_mean"] = float(np.mean(firsts))
+            # What the calibration reward scores at the first turn: (p - outcome)^2, lower is better.
+            briers = [(p - e.success) ** 2 for e in episodes if (p := _first_p(e)) is not None]
+            found["train/p_first_brier"] = float(np.mean(briers))
+            # The success of those same episodes: calibration in the large compares p_first_mean with it.
+            found["train/p_first_success"] = float(np.mean([e.success for e in episodes if _first_p(e) is not None]))
+            if self.heldout_like:
+                for kind, held in (("plain", False), ("heldout_like", True)):
+                    kept = [_first_p(e) for e in episodes if (e.instance_id in self.heldout_like) == held]
+                    kept = [p for p in kept if p is not None]
+                    if kept:
+                        found[f"train/p_first_mean_{kind}"] = float(np.mean(kept))
         return {k: round(v, 6) for k, v in found.items()}
+
+
+def _first_p(episode: AgentEpisode) -> float | None:
+    """Returns the p of the episode's first turn, or None when that turn has no parsed foresight block."""
+    if episode.turns and isinstance(episode.turns[0].parsed, ForesightBlock):
+        return episode.turns[0].parsed.p
+    return None
 
 
 class RlTags(TrainerCallback):

@@ -90,3 +90,22 @@ def test_rollout_stats_give_each_kind_its_own_success() -> None:
     plain = RolloutStats()
     plain.add([episode("a", True)])
     assert "train/success_plain" not in plain.pop()
+
+
+def test_rollout_stats_score_the_first_turn_p_as_the_calibration_reward_does() -> None:
+    from harness.agent import Turn
+    from harness.core.traces import ForesightBlock, ParseError
+
+    def episode(instance_id: str, p: float | None, success: bool) -> AgentEpisode:
+        parsed = ForesightBlock(("a",), ("o",), p, "a") if p is not None else ParseError("no block", "")
+        turn = Turn(state=None, output="", parsed=parsed, action="a", observation="o")
+        return AgentEpisode(instance_id, "", turns=[turn], success=success)
+
+    stats = RolloutStats(frozenset({"h"}))
+    stats.add([episode("a", 1.0, True), episode("b", 0.8, False), episode("h", 0.2, False), episode("c", None, True)])
+    found = stats.pop()
+    # first turns parsed in a, b, h: (0)^2, (0.8)^2, (0.2)^2 -> 0.68 / 3; their success 1 of 3
+    assert found["train/p_first_brier"] == pytest.approx(0.68 / 3, abs=1e-6)
+    assert found["train/p_first_success"] == pytest.approx(1 / 3, abs=1e-6)
+    assert found["train/p_first_mean"] == pytest.approx(2.0 / 3, abs=1e-6)
+    assert found["train/p_first_mean_plain"] == 0.9 and found["train/p_first_mean_heldout_like"] == 0.2
