@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce sweep test test-heavy bench lint smoke verify clean
+.PHONY: reproduce sweep test test-heavy test-browser chromium docs-check bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,12 +39,28 @@ verify: $(STAMP)
 	$(BIN)/harness verify
 
 # `make test` stays under 10 minutes on 2 cores; tests marked `heavy` (several processes, a real
-# browser, a Ray cluster, a pretrained model) run in `make test-heavy`, which CI runs as well.
+# browser, a Ray cluster, a pretrained model) run in `make test-heavy`; CI runs `make test` and the
+# browser tests (`make test-browser`).
 test: $(STAMP)
 	$(BIN)/pytest -q -m "not heavy"
 
-test-heavy: $(STAMP)
+test-heavy: $(STAMP) chromium
 	$(BIN)/pytest -q -m heavy || [ $$? -eq 5 ]  # 5: no test is marked heavy
+
+# The browser tests drive Debian's chromium (through Playwright's executable_path); installed here
+# when missing. Where it cannot be installed (no root, no apt) those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will skip"
+
+# The headless-Chromium tests of `harness view` alone (on a hand-made store, nothing trains): CI runs them.
+test-browser: $(STAMP) chromium
+	$(BIN)/pytest -q -m heavy tests/integration/test_view_browser.py
+
+# Every `harness ...` command shown in README.md and docs/: the cheap ones run, the rest must parse
+# (`--help` of the same sub-command succeeds, and every option shown exists).
+docs-check: $(STAMP)
+	$(BIN)/pytest -q tests/test_docs.py
 
 bench: $(STAMP)
 	$(BIN)/pytest -q tests/benchmarks --benchmark-enable --benchmark-only -s

@@ -23,7 +23,7 @@ from harness.core.errors import HarnessError
 @click.option("--limit", default=None, type=int, help="probe only the first N items of each probe")
 @click.option("--lora", is_flag=True, help="with --method and --model: the method was trained with LoRA on --model")
 @click.option("--batch-size", default=16, show_default=True, type=int)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for probes.json (see README)")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for probes.json (docs/probes.md)")
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
 @DATA
@@ -122,6 +122,7 @@ def verify(
 
     import torch
 
+    from harness.core import progress
     from harness.core.config import load_profile
     from harness.running.verify import (
         compare_tables,
@@ -149,7 +150,8 @@ def verify(
         torch.set_num_threads(threads)
     work = workdir or Path(tempfile.mkdtemp(prefix="harness-verify-"))
     click.echo(f"reproducing profile {prof.name} in {work}; reference {folder}")
-    fresh, fresh_env = reproduce_fresh(prof, work, cache or work / "cache", jobs, click.echo, threads)
+    with progress.session("auto", click.echo) as shown:
+        fresh, fresh_env = reproduce_fresh(prof, work, cache or work / "cache", jobs, shown.say, threads)
     differences = environment_differences(expected_env, fresh_env)
     if differences:
         click.echo("environment differs from the reference (" + "; ".join(differences) + "):")

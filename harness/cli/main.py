@@ -15,16 +15,17 @@ from pathlib import Path
 
 import click
 
+from harness.cli.browse import data, methods, tasks, view
 from harness.cli.checks import models, probe, verify
 from harness.cli.options import (
     ADDRESS,
     BACKEND,
-    DATA,
     JOBS,
     PROFILE,
-    SEED,
+    QUIET,
     THREADS,
     launch_options,
+    progress_mode,
     resolve_profile,
     results_folder,
     run_options,
@@ -51,147 +52,6 @@ def cli(include_path: tuple[Path, ...]) -> None:
         os.environ[INCLUDE_ENV] = os.pathsep.join(f for f in folders if f)
 
 
-@cli.group()
-def tasks() -> None:
-    """List and inspect the registered tasks."""
-
-
-@tasks.command("list")
-@PROFILE
-def tasks_list(profile: str) -> None:
-    """One line per registered task: family, vocabulary and split sizes at the profile's knobs."""
-    from harness.core.config import load_profile
-    from harness.core.registry import make_task, task_names
-
-    prof = load_profile(profile)
-    for name in task_names():
-        task = make_task(name, prof.tasks.get(name))
-        c = task.config
-        try:
-            vocab = str(len(task.vocabulary()))
-        except HarnessError:  # a task read from data files the profile does not point at
-            vocab = "-"
-        click.echo(f"{name:<12} {task.family:<7} vocab={vocab:<5} train={c.n_train} dev={c.n_dev} test={c.n_test}")
-
-
-@tasks.command("show")
-@click.argument("name")
-@PROFILE
-def tasks_show(name: str, profile: str) -> None:
-    """Knobs, vocabulary size, split sizes and an example expert episode in both formats."""
-    from harness.core.config import load_profile
-    from harness.reporting.describe import describe_task
-
-    click.echo(describe_task(name, load_profile(profile)))
-
-
-@cli.group()
-def data() -> None:
-    """Build the data recipes (D_expert, D_look, D_world)."""
-
-
-@data.command("build")
-@click.option("--task", "task_name", required=True, help="a registered task")
-@PROFILE
-@click.option("--seed", default=0, show_default=True, type=SEED)
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=None, help="default: results/data/<profile>/<task>/seed<k>"
-)
-@DATA
-def data_build(task_name: str, profile: str, seed: int, out: Path | None, data_path: str | None) -> None:
-    """Builds D_expert, D_look, D_world and the probe items; prints sizes, token counts and coverage."""
-    from harness.core.registry import make_task
-    from harness.data.audit import audit_lines
-    from harness.data.recipes import build_corpora, check_out_dir, corpus_stats, save_corpora
-    from harness.evaluation.probes.items import PROBE_FILES, jsonl_text, probe_items
-
-    prof = resolve_profile(profile, None, False, task_name, data_path)
-    task = make_task(task_name, prof.tasks.get(task_name))
-    out = out or Path("results/data") / prof.name / task_name / f"seed{seed}"
-    check_out_dir(out)  # before the work, not after it
-    task.splits(seed)  # a task read from data files reads (and checks) them here, before any output
-    click.echo(f"building {task_name} data, profile {prof.name}, seed {seed} ...", err=True)
-    corpora = build_corpora(task, prof.data, seed)
-    stats = corpus_stats(corpora)
-    probes = probe_items(task, prof.data, seed)
-    save_corpora(corpora, out, stats, {PROBE_FILES[name]: jsonl_text(rows) for name, rows in probes.items()})
-    for name in ("D_expert", "D_look", "D_world"):
-        s = stats[name]
-        click.echo(f"{name:<9} rows={s['rows']:<6} tokens={s['tokens']:<8} agent_tokens={s['agent_tokens']}")
-    click.echo(f"probes    {' '.join(f'{PROBE_FILES[n]}={len(r)}' for n, r in probes.items())} (test-side items)")
-    cov = stats["coverage"]
-    click.echo(
-        f"coverage  test episodes needing parts no train expert episode shows: {cov['test_needs_unseen']:.0%}; "
-        f"of those {int(cov['unseen_parts'])} parts, D_world shows {cov['unseen_in_world']:.0%}"
-    )
-    pt = stats["p_targets"]
-    click.echo(
-        f"p targets (D_look, reference policy of harness.data.reference): n={pt['n']} mean={pt['mean']:.3f} "
-        f"share at 1.0={pt['share_1.0']:.0%}"
-    )
-    click.echo("          " + " ".join(f"{w}:{c}" for w, c in pt["histogram"].items()))
-    for line in audit_lines(corpora.audit):
-        click.echo(line)
-    click.echo(f"expert success on train: {stats['expert_success']:.0%}")
-    records = getattr(task, "record_report", None)
-    if records is not None:
-        click.echo("records   " + " ".join(f"{k}={v}" for k, v in records().items()))
-    report = getattr(task, "annotation_report", None)
-    if report is not None:
-        click.echo("annotations " + " ".join(f"{k}={v}" for k, v in report().items()))
-    click.echo(f"written to {out}")
-
-
-@data.command("synth")
-@click.option("--schema", required=True, type=click.Choice(["gsm8k", "hotpotqa"]), help="the published schema to write")
-@click.option("--n", "n", default=200, show_default=True, type=int, help="records to generate")
-@click.option("--seed", default=0, show_default=True, type=SEED)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="a .jsonl, .json or .parquet file, or a folder (gets train.jsonl and test.jsonl)",
-)
-@click.option(
-    "--layout",
-    default="original",
-    show_default=True,
-    type=click.Choice(["original", "hub"]),
-    help="hotpotqa: lists of pairs (original JSON) or dicts of lists (datasets hub)",
-)
-def data_synth(schema: str, n: int, seed: int, out: Path, layout: str) -> None:
-    """Writes generated records in the GSM8K or HotpotQA schema (template problems, a generated KB)."""
-    from harness.data.synth import synth
-
-    for path in synth(schema, n, seed, out, layout):
-        click.echo(f"wrote {path}")
-
-
-@cli.group()
-def methods() -> None:
-    """List the registered methods and their stages."""
-
-
-@methods.command("list")
-@PROFILE
-def methods_list(profile: str) -> None:
-    """One line per method: its format and its stages with their token or step budgets."""
-    from harness.core.config import load_profile
-    from harness.core.registry import method_factory, method_names
-    from harness.training.stages import GrpoSettings
-
-    prof = load_profile(profile)
-    for name in method_names():
-        method = method_factory(name)(prof)
-        stages = [
-            f"{s.name}({s.data}, {s.settings.steps} steps)"
-            if isinstance(s.settings, GrpoSettings)
-            else f"{s.name}({s.data}, {s.settings.tokens} tokens)"
-            for s in method.stages
-        ]
-        click.echo(f"{name:<24} {method.fmt:<10} {' -> '.join(stages) or 'no training (few-shot prompting)'}")
-
-
 @cli.command()
 @run_options
 @launch_options
@@ -207,13 +67,16 @@ def train(
     launcher: str,
     processes: int | None,
     accelerate_config: Path | None,
+    quiet: bool,
 ) -> None:
     """Trains whatever is missing of a method on a task, reusing cached stages, then stops."""
+    from harness.core import progress
     from harness.training.train import train_method
 
     use_launcher(launcher, processes, accelerate_config, trains_only=True)
     prof = resolve_profile(profile, model, lora, task_name, data_path)
-    _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
+    with progress.session(progress_mode(quiet), click.echo):
+        _, checkpoint, outcomes = train_method(method_name, task_name, prof, seed, cache)
     for o in outcomes:
         verb = "reused" if o.reused else "trained"
         click.echo(f"{verb:<8} {o.name:<8} {o.hash}  tokens_seen={o.stats.get('tokens_seen')}")
@@ -233,17 +96,20 @@ def evaluate(
     lora: bool,
     data_path: str | None,
     cache: Path,
+    quiet: bool,
     runs: Path,
     launcher: str,
     processes: int | None,
     accelerate_config: Path | None,
 ) -> None:
     """Trains what is missing, plays the test split, writes episodes.jsonl, then metrics.json."""
+    from harness.core import progress
     from harness.evaluation.evaluate import evaluate_run, summary_line
 
     use_launcher(launcher, processes, accelerate_config, trains_only=False)
     prof = resolve_profile(profile, model, lora, task_name, data_path)
-    path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
+    with progress.session(progress_mode(quiet), click.echo):
+        path, metrics = evaluate_run(method_name, task_name, prof, seed, cache, runs)
     click.echo(f"{method_name} on {task_name} seed {seed}: {summary_line(metrics)}")
     click.echo(f"run written to {path}")
 
@@ -314,6 +180,7 @@ def compare(
     help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
 )
 @launch_options
+@QUIET
 def reproduce(
     profile: str,
     jobs: int,
@@ -326,10 +193,12 @@ def reproduce(
     launcher: str,
     processes: int | None,
     accelerate_config: Path | None,
+    quiet: bool,
 ) -> None:
     """Trains and evaluates whatever is missing, then writes tables, figures and REPORT.md."""
     import time
 
+    from harness.core import progress
     from harness.core.config import load_profile
     from harness.running.reproduce import build_outputs, run_missing, worker_threads
 
@@ -341,11 +210,15 @@ def reproduce(
     use_launcher(launcher, processes, accelerate_config, trains_only=False)
     started = time.time()
     prof = load_profile(profile)
-    ran = run_missing(prof, runs, cache, jobs, click.echo, threads, backend, address)
+    with progress.session(progress_mode(quiet), click.echo) as shown:
+        ran = run_missing(prof, runs, cache, jobs, shown.say, threads, backend, address)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
-    paths, cost = build_outputs(prof, runs, cache, results or results_folder(prof), started, jobs)
-    for path in paths:
+    folder = results or results_folder(prof)
+    paths, cost = build_outputs(prof, runs, cache, folder, started, jobs)
+    for path in paths if not quiet else []:
         click.echo(f"wrote {path}")
+    if quiet:
+        click.echo(f"wrote {len(paths)} files under {folder}")
     click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
 
 
@@ -368,6 +241,7 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="default: results/sweeps/<name>")
 @click.option("--dry-run", is_flag=True, help="list the points and the runs missing, train nothing")
+@QUIET
 def sweep(
     profile: str,
     sweep_name: str,
@@ -383,8 +257,10 @@ def sweep(
     cache: Path,
     out: Path | None,
     dry_run: bool,
+    quiet: bool,
 ) -> None:
     """Runs a grid over profile fields (each point a profile variant), then its tables, figures and BUDGET.md."""
+    from harness.core import progress
     from harness.core.config import load_profile
     from harness.running.reproduce import worker_threads
     from harness.running.sweep import parse_vary, point_slug, points, run_sweep, sweep_spec, sweep_work
@@ -411,10 +287,15 @@ def sweep(
         click.echo(f"{missing} run(s) missing")
         return
     started = time.time()
-    ran = run_sweep(found, runs, cache, jobs, count, click.echo, backend, address)
+    with progress.session(progress_mode(quiet), click.echo) as shown:
+        ran = run_sweep(found, runs, cache, jobs, count, shown.say, backend, address)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
-    for path in write_sweep_results(spec, found, runs, out or Path("results/sweeps") / spec.name):
+    folder = out or Path("results/sweeps") / spec.name
+    paths = write_sweep_results(spec, found, runs, folder)
+    for path in paths if not quiet else []:
         click.echo(f"wrote {path}")
+    if quiet:
+        click.echo(f"wrote {len(paths)} files under {folder}")
 
 
 @cli.command()
@@ -437,7 +318,7 @@ def report(profile: str, runs: Path, cache: Path, results: Path | None) -> None:
         click.echo(f"wrote {path}")
 
 
-for command in (probe, verify, models):
+for command in (tasks, data, methods, view, probe, verify, models):
     cli.add_command(command)
 
 

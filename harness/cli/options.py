@@ -53,6 +53,16 @@ DATA = click.option(
 )
 
 
+QUIET = click.option(
+    "--quiet", is_flag=True, help="print only errors and the final summary (no progress, no line per run)"
+)
+
+
+def progress_mode(quiet: bool) -> str:
+    """Returns the progress mode of a command: quiet, else live bars on a terminal and plain lines elsewhere."""
+    return "quiet" if quiet else "auto"
+
+
 def run_options(command):
     """Returns `command` with the options that name one run: method, task, seed, profile, model, cache."""
     options = [
@@ -66,6 +76,7 @@ def run_options(command):
         click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)"),
         DATA,
         click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True),
+        QUIET,
     ]
     for option in reversed(options):
         command = option(command)

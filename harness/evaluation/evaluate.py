@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
-from harness.core import faults
+from harness.core import faults, progress
 from harness.core.config import Profile, as_dict, build_dataclass, config_hash, doc
 from harness.core.registry import make_task
 from harness.core.runs import git_commit, run_dir, run_lock, versions, write_run
 from harness.core.traces import ForesightBlock
 from harness.data.recipes import expert_episodes, react_row
 from harness.data.reference import reference_policy
+from harness.evaluation.board import write_board
 from harness.evaluation.estimates import first_p_belief
 from harness.evaluation.scoring import episode_record, run_metrics
 from harness.training import distributed
@@ -68,6 +69,7 @@ def play_split(
         episodes += run_episodes(
             model, tokenizer, task, chunk, rngs, fmt, sampling, stops, prefix=prefix, max_turns=max_turns
         )
+        progress.active().advance_stage()
         faults.point("eval-batch")
     return episodes
 
@@ -145,12 +147,12 @@ def _evaluate(
     test = task.splits(seed).test
     prefix = few_shot_prefix(task, seed, method.few_shot) if method.few_shot else ""
     greedy = Sampling(0.0, settings.max_turn_tokens, seed)
+    sampled = settings.candidates if method.verbal_p else 0
+    batches = -(-len(test) // settings.batch_size)
+    progress.active().start_stage(f"{task_name} seed{seed} {method_name} eval", batches * (1 + sampled))
     episodes = play_split(model, tokenizer, task, test, method.fmt, seed, settings, greedy, prefix=prefix)
-    candidates = (
-        sample_candidates(model, tokenizer, task, test, seed, settings)
-        if method.verbal_p and settings.candidates
-        else [[] for _ in test]
-    )
+    candidates = sample_candidates(model, tokenizer, task, test, seed, settings) if sampled else [[] for _ in test]
+    progress.active().end_stage()
     rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
     reference = reference_policy(task, profile.data, seed)
     heldout = heldout_flags(task, seed)
@@ -183,6 +185,7 @@ def _evaluate(
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "determinism": determinism(),
     }
+    write_board(path, metrics, [(o.name, o.hash) for o in outcomes], cache)
     write_run(path, manifest, records, metrics)
     return metrics
 

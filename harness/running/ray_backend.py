@@ -5,6 +5,8 @@ Each chain (runs that share stages, so they must run in order) becomes one Ray t
 at the same thread count. Ray does all the scheduling; nothing here decides where a task runs.
 Every node must see the same run store and stage cache (a shared filesystem, at the same paths):
 a task writes its runs there itself, and returns only their summary lines and its node's id.
+Its stages' progress events travel on a Ray queue (an actor on no CPU) to the driver, which draws a
+row per Ray worker as the local pool does.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from harness.core import progress
 from harness.core.environ import QUIET_ENV
 from harness.core.errors import HarnessError
 from harness.running.workers import Done, Unit, first_missing, run_chain, unit_name
 
 
 def _ray_chain(
-    chain: Sequence[Unit], runs: Path, cache: Path, threads: int, with_profile: bool
+    chain: Sequence[Unit], runs: Path, cache: Path, threads: int, with_profile: bool, events: Any
 ) -> tuple[list[Done], str]:
     """Returns a chain's summary lines and the id of the node that ran it (the body of a Ray task)."""
     import ray
@@ -28,7 +32,9 @@ def _ray_chain(
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     torch.set_num_threads(threads)  # a Ray worker process may be reused: set it for every task
-    return run_chain(chain, runs, cache, with_profile), ray.get_runtime_context().get_node_id()
+    node = ray.get_runtime_context().get_node_id()
+    progress.use(progress.QueueReporter(events, f"{node[:8]}:{os.getpid()}"))
+    return run_chain(chain, runs, cache, with_profile), node
 
 
 def _failure(exc: Exception, chain: Sequence[Unit], runs: Path, with_profile: bool) -> HarnessError:
@@ -72,10 +78,14 @@ def run_on_ray(
             raise HarnessError(
                 f"cannot start or reach Ray at {address or 'this machine'}: {first[0] if first else exc}"
             ) from None
+    from ray.util.queue import Queue
+
     # Runs and cache travel as absolute paths: a task's working directory is its worker's.
     runs, cache = runs.resolve(), cache.resolve()
+    events = Queue(actor_options={"num_cpus": 0})
+    drawing = progress.forward_events(events, progress.active())
     remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_chain)
-    refs = {remote.remote(chain, runs, cache, threads, with_profile): chain for chain in work}
+    refs = {remote.remote(chain, runs, cache, threads, with_profile, events): chain for chain in work}
     try:
         pending = list(refs)
         while pending:
@@ -90,5 +100,10 @@ def run_on_ray(
     finally:
         for ref in refs:
             ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()
+        try:
+            events.put(None)
+            drawing.join(timeout=10)
+            events.shutdown()
+        finally:  # the Ray this call started stops whatever happened to the queue
+            if started_here:
+                ray.shutdown()

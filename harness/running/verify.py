@@ -139,7 +139,7 @@ def load_reference(folder: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     """Returns the reference summary table and its environment (None when not recorded)."""
     table = folder / "tables" / "summary.csv"
     if not table.is_file():
-        raise HarnessError(f"no reference table at {table}; see README (Verification) for how one is made")
+        raise HarnessError(f"no reference table at {table}; see docs/verification.md for how one is made")
     env_path = folder / "tables" / "environment.json"
     env = json.loads(env_path.read_text()) if env_path.is_file() else None
     return read_summary(table), env

@@ -4,6 +4,9 @@ A unit of work is one run of one profile (a sweep's points are profiles too); a 
 units that must run in order because they share stages. Chains share no stage, so any backend may
 run them in any order and on any machine that sees the same run store and stage cache: the
 numbers of a run depend on its thread count only, never on the backend or the jobs.
+
+Progress (harness.core.progress) is display only: `execute` counts runs on the command's reporter,
+and each worker sends its stages' events to the parent, which draws one row per worker.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
+from harness.core import progress
 from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.runs import is_complete, run_dir
@@ -62,11 +67,18 @@ def run_chain(chain: Sequence[Unit], runs: Path, cache: Path, with_profile: bool
     return done
 
 
-def _start_worker(threads: int) -> None:
-    """Sets a worker's torch threads and silences it: the parent reports each run in one line."""
+def _start_worker(threads: int, events: Any, counter: Any) -> None:
+    """Sets a worker's torch threads, numbers it, sends its progress to the parent and silences it.
+
+    The parent reports each run in one line and draws the workers' stages from `events`.
+    """
     import torch
 
     torch.set_num_threads(threads)
+    with counter.get_lock():
+        counter.value += 1
+        number = counter.value
+    progress.use(progress.QueueReporter(events, str(number)))
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
@@ -96,9 +108,12 @@ def execute(
     with_profile = len({unit[0].name for chain in work for unit in chain}) > 1
     done = [0]
     started = time.time()
+    reporter = progress.active()
+    reporter.start_runs(total)
 
     def finish(unit: Unit, line: str, where: str = "") -> None:
         done[0] += 1
+        reporter.finish_run()
         elapsed = time.time() - started
         echo(f"[{done[0]}/{total}] {unit_name(unit, with_profile)}: {line} ({elapsed:.0f} s){where}")
 
@@ -124,19 +139,33 @@ def _run_pool(
     with_profile: bool,
     finish: Callable[[Unit, str], None],
 ) -> None:
-    """Runs the chains in `jobs` spawned worker processes (torch imported once per worker)."""
+    """Runs the chains in `jobs` spawned worker processes (torch imported once per worker).
+
+    The workers' stage events come back on a queue, drawn by a thread of this process as they arrive.
+    """
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,))
-    with pool:
-        futures = [pool.submit(run_chain, chain, runs, cache, with_profile) for chain in work]
-        try:
-            for future in as_completed(futures):
-                for unit, line in future.result():
-                    finish(unit, line)
-        except BrokenProcessPool:
-            raise HarnessError(
-                "a reproduce worker process died (killed, or out of memory); rerun to resume; --jobs 1 shows its output"
-            ) from None
-        finally:
-            for future in futures:
-                future.cancel()
+    events = context.Queue()
+    drawing = progress.forward_events(events, progress.active())
+    initargs = (threads, events, context.Value("i", 0))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=initargs)
+    try:
+        with pool:
+            futures = [pool.submit(run_chain, chain, runs, cache, with_profile) for chain in work]
+            try:
+                for future in as_completed(futures):
+                    for unit, line in future.result():
+                        finish(unit, line)
+            except BrokenProcessPool:
+                raise HarnessError(
+                    "a reproduce worker process died (killed, or out of memory); rerun to resume; "
+                    "--jobs 1 shows its output"
+                ) from None
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        # A worker killed while writing to the queue could hold its lock for good: never wait for the
+        # queue's feeder at exit. After the pool has shut down every live worker's events are on it.
+        events.cancel_join_thread()
+        events.put(None)
+        drawing.join(timeout=10)

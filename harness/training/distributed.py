@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core import progress
 from harness.core.errors import HarnessError
 
 _LAUNCHED = False
@@ -193,7 +194,8 @@ def launch(job: dict[str, Any], work: Path, launcher: Launcher, what: str) -> No
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     sys.stdout.flush()
     sys.stderr.flush()
-    code = subprocess.run(launch_command(launcher, path, threads), env=env, preexec_fn=_die_with_parent).returncode
+    with progress.active().handover():  # process 0 prints the stage's progress lines itself
+        code = subprocess.run(launch_command(launcher, path, threads), env=env, preexec_fn=_die_with_parent).returncode
     if code != 0:
         raise HarnessError(
             f"the {launcher.total_processes()} processes training {what} ended with exit code {code} "
@@ -211,6 +213,7 @@ def main(job_path: str) -> None:
     with open(job_path, "rb") as handle:
         job = pickle.load(handle)
     torch.set_num_threads(job["threads"])
+    progress.use(progress.launched_reporter())
     from harness.training.train import fit_and_save
 
     fit_and_save(**job["stage"])

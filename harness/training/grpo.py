@@ -30,14 +30,22 @@ from harness.core.traces import ForesightBlock, ParseError
 from harness.training import distributed
 from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids
 from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
-from harness.training.sft import JsonlLog, StepFaults, read_log, resume_point, trainer_args
+from harness.training.sft import (
+    JsonlLog,
+    StageProgress,
+    StepFaults,
+    board_callback,
+    read_log,
+    resume_point,
+    trainer_args,
+)
 from harness.training.stages import GrpoSettings
 from tasks.base import Task
 
 SALT_RL = 404
 TRACE_ENV = "HARNESS_ROLLOUT_TRACE"
 """If set, a folder where every rollout call writes what it played and returned (for tests)."""
-# rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Stages').
+# rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Methods and stages').
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
@@ -141,6 +149,44 @@ def _first_p(episode: AgentEpisode) -> float | None:
     if episode.turns and isinstance(episode.turns[0].parsed, ForesightBlock):
         return episode.turns[0].parsed.p
     return None
+
+
+class RlTags(TrainerCallback):
+    """Adds the GRPO stage's namespaced TensorBoard tags (`rl/reward/<name>`, `rl/time/<part>_s`, `rl/rollout/...`).
+
+    The trainer's own TensorBoardCallback (`report_to`) writes every log under `train/`; these tags
+    go through that callback's writer at the same step. The step timings and rollout numbers are
+    popped from the clock and the stats here, once per log, and kept in `extra` for log.jsonl.
+    """
+
+    def __init__(self, clock: StepClock, stats: RolloutStats) -> None:
+        self.clock = clock
+        self.stats = stats
+        self.extra: dict[str, float] = {}
+        self.board: Any = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs:  # as JsonlLog: an empty log leaves the timings and episodes to the next one
+            return
+        self.extra = {**self.clock.pop(), **self.stats.pop()}
+        writer = getattr(self.board, "tb_writer", None)
+        if writer is None:  # a data-parallel process other than 0 writes no events
+            return
+        for tag, value in rl_tags(logs, self.extra).items():
+            writer.add_scalar(tag, value, state.global_step)
+        writer.flush()
+
+
+def rl_tags(logs: dict[str, Any], extra: dict[str, float]) -> dict[str, float]:
+    """Returns the rl/ tags of one GRPO log: total and per-function rewards, completion length, step
+    timings (`time/...` as `rl/time/...`) and the rollouts' own numbers (`train/...` as `rl/rollout/...`)."""
+    tags = {"rl/reward/total": logs.get("reward"), "rl/completion/mean_length": logs.get("completions/mean_length")}
+    for key, value in logs.items():
+        if key.startswith("rewards/") and key.endswith("/mean"):
+            tags[f"rl/reward/{key.split('/')[1]}"] = value
+    for key, value in extra.items():
+        tags["rl/" + (f"rollout/{key.removeprefix('train/')}" if key.startswith("train/") else key)] = value
+    return {tag: float(value) for tag, value in tags.items() if isinstance(value, int | float)}
 
 
 def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, stream: int = 0) -> dict[str, list[float]]:
@@ -287,6 +333,7 @@ def train_grpo(
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
     clock, stats = StepClock(), RolloutStats(heldout_like)
+    tags = RlTags(clock, stats)
     trainer_class: Any = GRPOTrainer
     extra: dict[str, Any] = {}
     if settings.p_temperature is not None:
@@ -300,9 +347,10 @@ def train_grpo(
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
         rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock, stats),
-        callbacks=[clock, JsonlLog(log_path, label, extra=lambda: {**clock.pop(), **stats.pop()}), StepFaults("grpo")],
+        callbacks=[clock, tags, JsonlLog(log_path, extra=lambda: tags.extra), StageProgress(label), StepFaults("grpo")],
         **extra,
     )
+    tags.board = board_callback(trainer, work_dir)
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
     records = read_log(log_path)

@@ -23,26 +23,25 @@ from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from harness.agent import encode_segments
-from harness.core import faults
+from harness.core import faults, progress
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_write_text
 from harness.training import distributed
 from harness.training.p_smoothing import loss_function, p_token_ids
-from harness.training.stages import SftSettings
+from harness.training.stages import BOARD_DIR, SftSettings
 
 SALT_ORDER = 808
 """Salt of the stream that orders length-grouped SFT batches."""
 
 
 class JsonlLog(TrainerCallback):
-    """Appends every trainer log (loss, reward, tokens seen) as one json line; shows progress about 20 times.
+    """Appends every trainer log (loss, reward, tokens seen) as one json line.
 
     `extra`, if given, is called at each log for more fields (the GRPO stage's step timings).
     """
 
-    def __init__(self, path: Path, label: str, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, path: Path, extra: Callable[[], dict[str, Any]] | None = None) -> None:
         self.path = path
-        self.label = label
         self.extra = extra
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -52,13 +51,33 @@ class JsonlLog(TrainerCallback):
         record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs, **extra}
         with self.path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
-        loss = logs.get("loss")
-        reward = logs.get("reward")
-        shown = f"loss {loss:.3f}" if isinstance(loss, float) else ""
-        shown += f" reward {reward:.3f}" if isinstance(reward, float) else ""
-        if not shown or state.global_step % max(1, state.max_steps // 20) and state.global_step != state.max_steps:
+
+
+class StageProgress(TrainerCallback):
+    """Reports a stage's step of total, tokens seen and latest loss or reward to the progress display.
+
+    In a data-parallel stage only process 0 reports (as only it writes log.jsonl).
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            progress.active().start_stage(self.label, state.max_steps, state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
             return
-        print(f"  [{self.label}] step {state.global_step}/{state.max_steps} {shown}", flush=True)
+        logs = logs or {}
+        shown = " ".join(f"{k} {logs[k]:.3f}" for k in ("loss", "reward") if isinstance(logs.get(k), float))
+        # GRPO counts its tokens in its own `num_tokens` log; SFT in the trainer state.
+        tokens = logs.get("num_tokens") or state.num_input_tokens_seen or None
+        progress.active().advance_stage(state.global_step, int(tokens) if tokens else None, shown)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            progress.active().end_stage()
 
 
 class StepFaults(TrainerCallback):
@@ -123,12 +142,16 @@ def p_loss(tokenizer: Any, data: Dataset, amount: float, full_loss: bool) -> Any
 
 
 def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
-    """Returns the TrainingArguments every stage shares: CPU-safe, seeded, resumable, no reporting."""
+    """Returns the TrainingArguments every stage shares: CPU-safe, seeded, resumable, reporting to TensorBoard.
+
+    A resumed stage adds a new event file beside the killed process's one; TensorBoard drops the
+    killed process's steps past the checkpoint when the resumed one logs them again.
+    """
     return {
         "output_dir": str(work_dir),
         "save_steps": save_every,
         "save_total_limit": 1,
-        "report_to": [],
+        "report_to": ["tensorboard"],
         # On a machine with a GPU the trainers use it (the paper profile); CPU runs are unchanged.
         "use_cpu": not torch.cuda.is_available(),
         "gradient_checkpointing": False,
@@ -140,6 +163,19 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         # Every parameter takes part in each forward pass: DDP need not search for unused ones.
         **({"ddp_find_unused_parameters": False} if distributed.launched() else {}),
     }
+
+
+def board_callback(trainer: Any, work_dir: Path) -> Any:
+    """Returns the trainer's own TensorBoardCallback (added by `report_to`), set to write into `work_dir/tensorboard`.
+
+    transformers 5 dropped `logging_dir` from TrainingArguments; its callback reads the folder from
+    its `logging_dir` attribute (else `TENSORBOARD_LOGGING_DIR`, else a dated folder) when training begins.
+    """
+    from transformers.integrations import TensorBoardCallback
+
+    board = next(c for c in trainer.callback_handler.callbacks if isinstance(c, TensorBoardCallback))
+    board.logging_dir = str(work_dir / BOARD_DIR)
+    return board
 
 
 def latest_checkpoint(work_dir: Path) -> str | None:
@@ -256,9 +292,10 @@ def train_sft(
         train_dataset=data,
         processing_class=tokenizer,
         compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
-        callbacks=[JsonlLog(log_path, label), StepFaults("wm-amt" if full_loss else "sft")],
+        callbacks=[JsonlLog(log_path), StageProgress(label), StepFaults("wm-amt" if full_loss else "sft")],
     )
     trainer.remove_callback(PrinterCallback)
+    board_callback(trainer, work_dir)
     trainer.train(resume_from_checkpoint=checkpoint)
     records = read_log(log_path)
     losses = [r["loss"] for r in records if "loss" in r]

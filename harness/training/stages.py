@@ -27,6 +27,8 @@ STAGE_KINDS = ("sft", "wm-amt", "grpo")
 """sft: agentic SFT, loss on agent tokens; wm-amt: full LM loss on text; grpo: RL through our agent loop."""
 DATA_RECIPES = ("expert", "look", "world", "world:<tokens>+look:<tokens>", "prompts")
 """What a stage trains on; the mixed recipe names the tokens it draws from each corpus."""
+BOARD_DIR = "tensorboard"
+"""Where a stage's TensorBoard event files go, beside its log.jsonl (outputs only: nothing reads them back)."""
 _MIXED = re.compile(r"^world:(\d+)\+look:(\d+)$")
 
 

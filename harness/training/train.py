@@ -33,6 +33,7 @@ from harness.training import distributed
 from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.training.stages import (
+    BOARD_DIR,
     StageSpec,
     parse_mixed,
     stage_hash,
@@ -265,7 +266,7 @@ def fit_and_save(
     if lora_rank is not None:
         model = _wrap_lora(model, lora_rank)
     started = time.time()
-    label = f"{task.name} {spec.name}"
+    label = f"{task.name} seed{seed} {spec.name}"
     if spec.kind == "grpo":
         from harness.data.rl_pool import rl_pool
         from harness.training.grpo import train_grpo
@@ -309,6 +310,8 @@ def fit_and_save(
         tokenizer.save_pretrained(str(tmp))
         faults.point("stage-save")
         shutil.copy(work / "log.jsonl", tmp / "log.jsonl")
+        if (work / BOARD_DIR).is_dir():
+            shutil.copytree(work / BOARD_DIR, tmp / BOARD_DIR)
         _write_marker(
             tmp,
             {

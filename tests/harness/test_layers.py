@@ -1,4 +1,4 @@
-"""The layers of harness/ (README, "Where things are"): no import runs from a lower layer to a higher one.
+"""The layers of harness/ (docs/development.md, "Where things are"): no import runs from a lower layer to a higher one.
 
 Imports are read with `ast`, never by importing, so a function-level import counts as much as a
 top-level one. `tasks/` may import only `harness.core`; `method/` and `baselines/` only

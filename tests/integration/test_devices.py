@@ -80,6 +80,10 @@ def test_two_processes_train_sft_and_wm_amt_like_one_at_the_whole_batch(tmp_path
     assert first.code == 0, first.err[-3000:]
     second = harness(run_args("eval", "foresight-no-rl", profile, two) + TWO, tmp_path / "logs", timeout=900)
     assert second.code == 0, second.err[-3000:]
+    # Off a terminal, process 0 of each launch prints its stage's plain start and end lines; process 1 none.
+    for stage_name in ("wm-amt", "fe-sft"):
+        lines = [line for line in second.out.splitlines() if line.startswith(f"graph-nav seed0 {stage_name}: ")]
+        assert [line.split(": ")[1].split(",")[0] for line in lines] == ["started", "done"], second.out
     run = Path("runs") / profile.stem / "graph-nav" / "foresight-no-rl" / "seed0"
     manifests = [json.loads((root / run / "manifest.json").read_text()) for root in (one, two)]
     assert manifests[1]["determinism"]["launcher"] == {"kind": "accelerate", "processes": 2, "config": None}

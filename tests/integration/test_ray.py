@@ -47,6 +47,9 @@ def test_local_ray_gives_the_bytes_of_the_local_pool(monkeypatch, capsys, tmp_pa
     )  # fmt: skip
     assert code == 0, err + out
     assert "2 run(s) trained and evaluated" in out and "[node " in out
+    # Off a terminal, each Ray task's stages come back as plain lines named by its node and process.
+    stages = re.findall(r"^\[worker [0-9a-f]{8}:\d+\] (graph-nav|countdown) seed0 sft: (started|done)", out, re.M)
+    assert sorted(stages) == [(t, s) for t in sorted(TASKS) for s in ("done", "started")], out
     assert _bytes(tmp_path / "runs") == expected
     assert not ray.is_initialized()  # the Ray it started is stopped
 

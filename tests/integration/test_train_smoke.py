@@ -5,6 +5,7 @@ Resuming a stage killed mid-way is tested in test_reliability.py (SIGKILL at nam
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from harness.core.config import load_profile
 from harness.core.registry import make_task, method_names
 from harness.core.traces import render_observation
 from harness.training.models import stop_token_ids
+from harness.training.stages import BOARD_DIR
 from harness.training.train import initial_checkpoint, load_checkpoint, train_method
 
 pytestmark = pytest.mark.slow
@@ -75,3 +77,35 @@ def test_env_mask_marks_exactly_the_observation_tokens(cache: Path, smoke) -> No
         assert len(episode.logprobs) == len(expected_ids)
         assert all(lp == 0.0 for lp, m in zip(episode.logprobs, expected_mask) if m == 0)
         assert all(lp < 0.0 for lp, m in zip(episode.logprobs, expected_mask) if m == 1)
+
+
+def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Returns every scalar tag of the event files in `folder`, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_every_stage_writes_tensorboard_events_beside_its_log(cache: Path, smoke) -> None:
+    _, _, outcomes = train_method("foresight", TASK, smoke, 0, cache)
+    for o in outcomes:
+        log = [json.loads(line) for line in (cache / o.hash / "log.jsonl").read_text().splitlines()]
+        found = _scalars(cache / o.hash / BOARD_DIR)
+        steps = list(range(1, o.stats["steps"] + 1))
+        assert [s for s, _ in found["train/loss"]] == steps, o.name
+        if o.name == "fc-rl":
+            for name in ("success", "calibration", "fidelity"):
+                tag = f"rl/reward/{name}"
+                assert [s for s, _ in found[tag]] == steps, tag
+                # The same numbers as log.jsonl's, which TRL logged at the same steps.
+                expected = [r[f"rewards/{name}/mean"] for r in log if f"rewards/{name}/mean" in r]
+                assert [v for _, v in found[tag]] == pytest.approx(expected, abs=1e-6), tag
+            for part in ("generation_s", "env_rewards_s", "optimizer_s", "step_s"):
+                assert [s for s, _ in found[f"rl/time/{part}"]] == steps, part
+            assert [s for s, _ in found["rl/reward/total"]] == steps
+        else:
+            losses = [r["loss"] for r in log if "loss" in r]
+            assert [v for _, v in found["train/loss"]] == pytest.approx(losses, rel=1e-6), o.name
+            assert not [t for t in found if t.startswith("rl/")]

@@ -5,7 +5,7 @@ from a process that has imported the harness already, tests/cli_processes.py), a
 exit code, that stderr is exactly one `error: ...` line holding the expected words, and that the
 command left nothing behind: no temp file, no partial stage, no metrics.json, and every file that
 was there before unchanged (lock files, which hold no data, are the one thing it may add).
-The README's troubleshooting section lists these cases.
+docs/troubleshooting.md lists these cases.
 """
 
 from __future__ import annotations
