@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce sweep test test-heavy test-browser chromium docs-check bench lint smoke verify clean
+.PHONY: reproduce sweep test test-heavy test-browser test-devices chromium docs-check bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ chromium:
 # The headless-Chromium tests of `harness view` alone (on a hand-made store, nothing trains): CI runs them.
 test-browser: $(STAMP) chromium
 	$(BIN)/pytest -q -m heavy tests/integration/test_view_browser.py
+
+# The 2-process accelerate (gloo, CPU) tests of issue 17: sft/wm-amt against one process at the whole
+# batch, grpo's prompt slots, env_mask and rewards per process, a SIGKILLed grpo resuming, LoRA on
+# SmolLM2 under 2 processes. About 3-6 min on 2 cores; CI runs them.
+test-devices: $(STAMP)
+	$(BIN)/pytest -q -m heavy tests/integration/test_devices.py
 
 # Every `harness ...` command shown in README.md and docs/: the cheap ones run, the rest must parse
 # (`--help` of the same sub-command succeeds, and every option shown exists).
