@@ -83,7 +83,8 @@ def rl_pool(task: Task, seed: int, share: float) -> RlPool:
     distinct = len({start_key(task, inst) for inst in train})
     wanted = max(1, round(distinct * share / (1 - share)))
     shown = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, train, seed)))
-    banned = eval_keys(task, splits) | {start_key(task, inst) for inst in train}
+    evals = eval_keys(task, splits)
+    banned = evals | {start_key(task, inst) for inst in train}
     rng = np.random.default_rng([seed, SALT_POOL])
     found: list[Any] = []
     keys: set[str] = set()
@@ -98,7 +99,6 @@ def rl_pool(task: Task, seed: int, share: float) -> RlPool:
         keys.add(key)
     # By construction no pool prompt is a dev or test instance's; the audit's own check says so too.
     pool_keys = [start_key(task, inst) for inst in train + tuple(found)]
-    evals = eval_keys(task, splits)
     check_clean(task, seed, [CorpusAudit("rl-prompts", len(pool_keys), sum(k in evals for k in pool_keys), 0.0)])
     copies = max(1, round(wanted / len(found))) if found else 1
     return RlPool(train, tuple(found), copies, wanted)

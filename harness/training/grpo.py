@@ -115,32 +115,29 @@ class RolloutStats:
             return {}
         turns = [t for e in episodes for t in e.turns]
         ps = [t.parsed.p for t in turns if isinstance(t.parsed, ForesightBlock)]
-        firsts = [p for p in map(_first_p, episodes) if p is not None]
+        # (episode, its first-turn p) where the first turn parsed
+        firsts = [(e, p) for e in episodes if (p := _first_p(e)) is not None]
         parsed = [not isinstance(t.parsed, ParseError) for t in turns]
         found = {
             "train/success": float(np.mean([e.success for e in episodes])),
             "train/format_rate": float(np.mean(parsed)) if parsed else 0.0,
         }
+        if ps:
+            found["train/p_mean"] = float(np.mean(ps))
+        if firsts:
+            found["train/p_first_mean"] = float(np.mean([p for _, p in firsts]))
+            # What the calibration reward scores at the first turn: (p - outcome)^2, lower is better.
+            found["train/p_first_brier"] = float(np.mean([(p - e.success) ** 2 for e, p in firsts]))
+            # The success of those same episodes: calibration in the large compares p_first_mean with it.
+            found["train/p_first_success"] = float(np.mean([e.success for e, _ in firsts]))
         if self.heldout_like:
             for kind, held in (("plain", False), ("heldout_like", True)):
                 played = [e.success for e in episodes if (e.instance_id in self.heldout_like) == held]
                 if played:
                     found[f"train/success_{kind}"] = float(np.mean(played))
-        if ps:
-            found["train/p_mean"] = float(np.mean(ps))
-        if firsts:
-            found["train/p_first_mean"] = float(np.mean(firsts))
-            # What the calibration reward scores at the first turn: (p - outcome)^2, lower is better.
-            briers = [(p - e.success) ** 2 for e in episodes if (p := _first_p(e)) is not None]
-            found["train/p_first_brier"] = float(np.mean(briers))
-            # The success of those same episodes: calibration in the large compares p_first_mean with it.
-            found["train/p_first_success"] = float(np.mean([e.success for e in episodes if _first_p(e) is not None]))
-            if self.heldout_like:
-                for kind, held in (("plain", False), ("heldout_like", True)):
-                    kept = [_first_p(e) for e in episodes if (e.instance_id in self.heldout_like) == held]
-                    kept = [p for p in kept if p is not None]
-                    if kept:
-                        found[f"train/p_first_mean_{kind}"] = float(np.mean(kept))
+                kept = [p for e, p in firsts if (e.instance_id in self.heldout_like) == held]
+                if kept:
+                    found[f"train/p_first_mean_{kind}"] = float(np.mean(kept))
         return {k: round(v, 6) for k, v in found.items()}
 
 
