@@ -1,5 +1,8 @@
 """Evaluates a trained method on a task's test split and writes the run (DESIGN.md sections 7-8).
 
+`eval.split: dev` plays the dev split instead, for choosing a configuration (a sweep's points) without
+looking at test; such a run's metrics name the split in their identity.
+
 Episode i of a split draws its world noise from (seed, SALT_EVAL, i) whatever the method, so two
 methods are compared episode by episode on the same noise. Decoding is greedy; selection gain
 samples N first moves per test instance and scores each plan by its Q*.
@@ -21,6 +24,7 @@ import torch
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core import faults, progress
 from harness.core.config import Profile, as_dict, build_dataclass, config_hash, doc
+from harness.core.errors import HarnessError
 from harness.core.registry import make_task
 from harness.core.runs import git_commit, run_dir, run_lock, versions, write_run
 from harness.core.traces import ForesightBlock
@@ -39,12 +43,13 @@ SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How the test split is played."""
+    """How the test split (or, for model selection, the dev split) is played."""
 
     batch_size: int = doc(64, "episodes advanced together in one batch")
     max_turn_tokens: int = doc(48, "longest agent turn in tokens")
     candidates: int = doc(8, "first moves sampled per test instance for selection gain (0 = skip)")
     candidate_temperature: float = doc(1.0, "sampling temperature of those candidates")
+    split: str = doc("test", "the split played: test, or dev to choose a configuration without looking at test")
 
 
 def play_split(
@@ -98,11 +103,11 @@ def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
     return "".join(react_row(task, e, f"shot-{i}")["text"] for i, e in enumerate(episodes))
 
 
-def heldout_flags(task: Task, seed: int) -> list[bool]:
-    """Returns, per test instance, whether it needs a part of the world that no train expert episode shows."""
-    splits = task.splits(seed)
-    seen = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, splits.train, seed)))
-    return [bool(task.required(inst) - seen) for inst in splits.test]
+def heldout_flags(task: Task, seed: int, instances: Sequence[Any]) -> list[bool]:
+    """Returns, per instance, whether it needs a part of the world that no train expert episode shows."""
+    train = task.splits(seed).train
+    seen = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, train, seed)))
+    return [bool(task.required(inst) - seen) for inst in instances]
 
 
 def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> float:
@@ -127,6 +132,8 @@ def evaluate_run(
     The run's lock is held throughout: a second process evaluating the same run exits 2 at once.
     """
     settings = build_dataclass(EvalSettings, profile.eval, "eval")
+    if settings.split not in ("test", "dev"):
+        raise HarnessError(f"eval.split must be test or dev, got {settings.split!r}")
     method_and_task(method_name, task_name, profile)  # bad names fail before the run's folder is made
     path = run_dir(runs, profile.name, task_name, method_name, seed)
     with run_lock(path):
@@ -144,7 +151,7 @@ def _evaluate(
     model, tokenizer = load_checkpoint(checkpoint)
     if torch.cuda.is_available():
         model = model.to("cuda")  # the agent loop runs the forward passes wherever the model is
-    test = task.splits(seed).test
+    test = getattr(task.splits(seed), settings.split)
     prefix = few_shot_prefix(task, seed, method.few_shot) if method.few_shot else ""
     greedy = Sampling(0.0, settings.max_turn_tokens, seed)
     sampled = settings.candidates if method.verbal_p else 0
@@ -155,7 +162,7 @@ def _evaluate(
     progress.active().end_stage()
     rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
     reference = reference_policy(task, profile.data, seed)
-    heldout = heldout_flags(task, seed)
+    heldout = heldout_flags(task, seed, test)
     beliefs = [first_p_belief(model, tokenizer, e) if method.verbal_p else None for e in episodes]
     records = [
         episode_record(task, i, e, rng, reference, candidates[i], heldout[i], beliefs[i])
@@ -171,6 +178,8 @@ def _evaluate(
     }
     metrics["random_policy_success"] = random_policy_success(task, test, seed)
     metrics["identity"] = {"method": method_name, "task": task_name, "profile": profile.name, "seed": seed}
+    if settings.split != "test":  # test runs keep the bytes they always had
+        metrics["identity"]["split"] = settings.split
     manifest = {
         "profile": as_dict(profile),
         "config_hash": config_hash(profile),

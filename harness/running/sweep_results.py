@@ -6,6 +6,8 @@
     points.csv, points.md                      all points' rows, with a column per axis
     claims.csv                                 every claim comparison of REPORT.md at every point: paired
                                                difference, 95% CI, verdict (harness.reporting.report.evidence)
+    moves.csv, moves.md                        each method against itself at the first axis's first value
+                                               (the other axes equal): paired difference per metric and 95% CI
     figures/<comparison>.{png,pdf}             effect +- CI against the first axis, one line per task
     BUDGET.md                                  the section "How the verdicts move with budget"
 
@@ -21,8 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from harness.core.config import Profile
-from harness.core.runs import is_complete, read_records, run_dir
+from harness.core.registry import method_factory
+from harness.core.runs import is_complete, read_records, read_run, run_dir
 from harness.core.store import atomic_write_text
+from harness.evaluation.compare import Pair, compare_table
 from harness.evaluation.metrics import success_summary
 from harness.reporting.report import claim_tests, evidence
 from harness.reporting.sweeps import budget_section, plot_claims
@@ -70,6 +74,51 @@ def claim_rows(found: Sequence[Point], runs: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+MOVE_METRICS = ("success", "brier", "ece_all", "auroc", "fidelity@1")
+"""The metrics moves.md shows (moves.csv holds every metric of `harness compare`)."""
+
+
+def move_rows(sweep: Sweep, found: Sequence[Point], runs: Path) -> pd.DataFrame:
+    """Returns, per method, task and point, the method's paired difference against itself at the first
+    value of the first axis (the other axes equal): how a method moves with budget, episode by episode.
+
+    Points share their instances and world noise, so the pairing is exact; a (task, seed) pair is used
+    only where both runs are complete. The first point of each group has no rows.
+    """
+    first = next(iter(sweep.vary))
+    frames = []
+    for point in found:
+        base = next(
+            (
+                p
+                for p in found
+                if p.values[first] == sweep.vary[first][0]
+                and all(p.values[k] == v for k, v in point.values.items() if k != first)
+            ),
+            None,
+        )
+        if base is None or base is point:
+            continue
+        for method in sweep.methods:
+            verbal = method_factory(method)(point.profile).verbal_p
+            pairs = []
+            for task in sweep.tasks:
+                for seed in sweep.seeds:
+                    here = run_dir(runs, point.profile.name, task, method, seed)
+                    there = run_dir(runs, base.profile.name, task, method, seed)
+                    if is_complete(here) and is_complete(there):
+                        pairs.append(Pair(task, seed, read_run(here), read_run(there)))
+            if not pairs:
+                continue
+            table = compare_table(pairs, (verbal, verbal), point.profile.data.look_k)
+            table = table.rename(columns={"method": "value", "baseline": "first_value"})
+            frames.append(table.assign(method=method, **{k: [v] * len(table) for k, v in point.values.items()}))
+    if not frames:
+        return pd.DataFrame()
+    moves = pd.concat(frames, ignore_index=True)
+    return moves[[*sweep.vary, "method", *(c for c in moves.columns if c not in (*sweep.vary, "method"))]]
+
+
 def write_sweep_results(sweep: Sweep, found: Sequence[Point], runs: Path, out: Path) -> list[Path]:
     """Writes a sweep's tables, claims, figures and BUDGET.md under `out`; returns the files written."""
     written: list[Path] = []
@@ -89,6 +138,11 @@ def write_sweep_results(sweep: Sweep, found: Sequence[Point], runs: Path, out: P
         atomic_write_text(out / "points.csv", every.to_csv(index=False))
         atomic_write_text(out / "points.md", _markdown(every))
         written += [out / "points.csv", out / "points.md"]
+    moves = move_rows(sweep, found, runs)
+    atomic_write_text(out / "moves.csv", moves.to_csv(index=False))
+    shown = moves[moves["metric"].isin(MOVE_METRICS)] if len(moves) else moves
+    atomic_write_text(out / "moves.md", _markdown(shown) if len(shown) else "no point has a run to compare yet\n")
+    written += [out / "moves.csv", out / "moves.md"]
     claims = claim_rows(found, runs)
     atomic_write_text(out / "claims.csv", claims.to_csv(index=False))
     written.append(out / "claims.csv")

@@ -11,8 +11,11 @@ and each worker sends its stages' events to the parent, which draws one row per 
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -33,6 +36,8 @@ Unit = tuple[Profile, Item]
 Done = tuple[Unit, str]
 """A finished run and its summary line."""
 BACKENDS = ("local", "ray")
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a process gets when its parent dies."""
 
 
 def unit_name(unit: Unit, with_profile: bool) -> str:
@@ -67,11 +72,24 @@ def run_chain(chain: Sequence[Unit], runs: Path, cache: Path, with_profile: bool
     return done
 
 
-def _start_worker(threads: int, events: Any, counter: Any) -> None:
-    """Sets a worker's torch threads, numbers it, sends its progress to the parent and silences it.
+def _die_with_parent(parent: int) -> None:
+    """Asks Linux to SIGTERM this process when its parent dies, so that a killed or SIGTERMed
+    `harness reproduce|sweep` leaves no worker training on (and writing to the store) behind it."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
+
+
+def _start_worker(threads: int, events: Any, counter: Any, parent: int) -> None:
+    """Ties a worker's life to the parent's, sets its torch threads, numbers it, sends its progress to
+    the parent and silences it.
 
     The parent reports each run in one line and draws the workers' stages from `events`.
     """
+    _die_with_parent(parent)
     import torch
 
     torch.set_num_threads(threads)
@@ -146,7 +164,7 @@ def _run_pool(
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     drawing = progress.forward_events(events, progress.active())
-    initargs = (threads, events, context.Value("i", 0))
+    initargs = (threads, events, context.Value("i", 0), os.getpid())
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=initargs)
     try:
         with pool:

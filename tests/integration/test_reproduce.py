@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,7 @@ from harness.core.registry import make_task
 from harness.core.runs import run_dir
 from harness.evaluation.probes.items import probe_items
 from tests.cli_inprocess import run
+from tests.cli_processes import start
 
 pytestmark = pytest.mark.slow
 METHODS, ABLATIONS = ["react", "vanilla-rl", "foresight"], ["foresight-no-rl"]
@@ -141,3 +145,54 @@ def test_a_killed_jobs_worker_is_one_error_and_a_rerun_resumes(monkeypatch, caps
         found = [(tmp_path / n / "runs" / "two-smoke" / "countdown" / method / "seed0").joinpath("metrics.json")
                  for n in ("killed", "unbroken")]  # fmt: skip
         assert found[0].read_bytes() == found[1].read_bytes()
+
+
+def _workers_of(pid: int) -> list[int]:
+    """Returns the pids of the spawned worker processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from Linux /proc")
+def test_a_sigtermed_reproduce_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """SIGTERM to `reproduce --jobs 2` (a scheduler's time limit, `kill PID`) ends its workers too: none
+    trains on, writing to the store, after the command it belongs to has gone."""
+    profile = smoke_variant(tmp_path / "two-smoke.yaml", ["countdown"], ["react", "sft-mimic"], [])
+    folder = tmp_path / "store"
+    running = start(
+        ["reproduce", "--profile", str(profile), "--jobs", "2", "--threads", "1", "--quiet", "--runs",
+         str(folder / "runs"), "--cache", str(folder / "cache"), "--results", str(folder / "results")],
+        tmp_path / "logs",
+    )  # fmt: skip
+    deadline, workers = time.time() + 300, []
+    while time.time() < deadline and len(workers) < 2 and running.process.is_alive():
+        workers = _workers_of(running.pid)
+        time.sleep(0.2)
+    assert len(workers) == 2, running.stderr_so_far()
+    os.kill(running.pid, signal.SIGTERM)
+    assert running.finish(60).code == -signal.SIGTERM
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)  # leave nothing running whatever the outcome
+    assert not left, f"workers {left} outlived the SIGTERMed reproduce"

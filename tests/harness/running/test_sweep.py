@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.reporting.sweeps import budget_section, budget_section_for, figure_name, plot_claims
 from harness.running.sweep import parse_vary, points, sweep_spec, sweep_work
+from harness.running.sweep_results import move_rows
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +145,55 @@ def test_the_section_reads_back_from_claims_csv(tmp_path: Path) -> None:
     _claims().to_csv(folder / "claims.csv", index=False)
     expected = budget_section(_claims(), ["stages.fc-rl.steps"], "rl-steps", str(folder / "figures"))
     assert budget_section_for(folder) == expected
+
+
+def _write_run(path: Path, successes: list[int]) -> None:
+    """Writes a complete react run (no p) whose episodes succeed as given."""
+    path.mkdir(parents=True)
+    records = [
+        {"instance_id": f"i{i}", "success": bool(s), "turns": [{"parsed": {"action": "a"}}], "candidates": []}
+        for i, s in enumerate(successes)
+    ]
+    (path / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (path / "manifest.json").write_text("{}")
+    (path / "metrics.json").write_text("{}")
+
+
+def test_moves_pair_each_method_with_itself_at_the_first_value(smoke, tmp_path: Path) -> None:
+    """Two axes: each point is compared with the first steps value at the same lr, episode by episode."""
+    spec = sweep_spec(smoke, "s", {"stages.fc-rl.steps": [1, 2], "stages.fc-rl.lr": [0.1, 0.2]}, ["graph-nav"],
+                      ["react"], [0, 1])  # fmt: skip
+    found = points(smoke, spec)
+    runs = tmp_path / "runs"
+    successes = {  # (steps, lr) -> per seed
+        (1, 0.1): [[0, 0, 1, 1], [0, 1, 0, 1]],
+        (2, 0.1): [[1, 1, 1, 1], [0, 1, 1, 1]],  # +3 of 8 episodes over (1, 0.1): +0.375
+        (1, 0.2): [[1, 1, 1, 1], [1, 1, 1, 1]],
+        (2, 0.2): [[1, 1, 0, 0], [1, 1, 1, 1]],  # -2 of 8 over (1, 0.2): -0.25
+    }
+    for point in found:
+        key = (point.values["stages.fc-rl.steps"], point.values["stages.fc-rl.lr"])
+        for seed in (0, 1):
+            _write_run(runs / point.profile.name / "graph-nav" / "react" / f"seed{seed}", successes[key][seed])
+    moves = move_rows(spec, found, runs)
+    success = moves[moves["metric"] == "success"]
+    assert list(success["stages.fc-rl.steps"]) == [2, 2] and list(success["stages.fc-rl.lr"]) == [0.1, 0.2]
+    assert list(success["diff"]) == pytest.approx([0.375, -0.25])
+    assert list(success["first_value"]) == pytest.approx([0.5, 1.0])
+    assert list(success["episodes"]) == [8, 8] and list(success["seeds"]) == [2, 2]
+    assert (success["ci_low"] <= success["diff"]).all() and (success["diff"] <= success["ci_high"]).all()
+    # lr 0.2: seed 0's episode differences are 0, 0, -1, -1 and seed 1's all 0. A resample of seed 0
+    # draws only zeros, or only -1s, with probability 1/16 each (over 2.5%): the CI is [-4/8, 0] exactly.
+    assert (success["ci_low"].iloc[1], success["ci_high"].iloc[1]) == (-0.5, 0.0)
+    assert set(moves["method"]) == {"react"} and set(moves["task"]) == {"graph-nav"}
+
+
+def test_moves_skip_a_seed_missing_at_either_point(smoke, tmp_path: Path) -> None:
+    spec = sweep_spec(smoke, "s", {"stages.fc-rl.steps": [1, 2]}, ["graph-nav"], ["react"], [0, 1])
+    found = points(smoke, spec)
+    runs = tmp_path / "runs"
+    _write_run(runs / found[0].profile.name / "graph-nav" / "react" / "seed0", [0, 0])
+    _write_run(runs / found[0].profile.name / "graph-nav" / "react" / "seed1", [0, 0])
+    _write_run(runs / found[1].profile.name / "graph-nav" / "react" / "seed0", [1, 0])
+    success = move_rows(spec, found, runs).query("metric == 'success'")
+    assert list(success["diff"]) == [0.5] and list(success["episodes"]) == [2]
