@@ -227,21 +227,46 @@ class LiveReporter(StageTracker):
 
 
 class QueueReporter(Reporter):
-    """In a worker process: sends every stage event, tagged with the worker's number, to the parent."""
+    """In a worker process: sends stage events, tagged with the worker's number, to the parent.
 
-    def __init__(self, queue: Any, worker: str) -> None:
+    With `interval` > 0, advances closer together than `interval` seconds are merged into one that
+    carries the absolute step count, the latest tokens and the latest value; a stage's last advance
+    is always sent before its end. Each put on a Ray queue is a blocking round trip to an actor, and
+    one per training step cost the smoke profile about 6 s of 40 on 2 cores.
+    """
+
+    def __init__(self, queue: Any, worker: str, interval: float = 0.0) -> None:
         self.queue = queue
         self.worker = worker
+        self.interval = interval
+        self._done = 0
+        self._tokens: int | None = None
+        self._value = ""
+        self._sent = 0.0
+        self._unsent = False
 
     def start_stage(self, label: str, total: int, done: int = 0, worker: str = "") -> None:
+        self._done, self._tokens, self._value, self._sent, self._unsent = done, None, "", 0.0, False
         self.queue.put(("start_stage", {"label": label, "total": total, "done": done, "worker": self.worker}))
 
     def advance_stage(
         self, done: int | None = None, tokens: int | None = None, value: str = "", worker: str = ""
     ) -> None:
-        self.queue.put(("advance_stage", {"done": done, "tokens": tokens, "value": value, "worker": self.worker}))
+        self._done = self._done + 1 if done is None else done
+        self._tokens = tokens if tokens is not None else self._tokens
+        self._value = value or self._value
+        self._unsent = True
+        if time.monotonic() - self._sent >= self.interval:
+            self._send()
+
+    def _send(self) -> None:
+        event = {"done": self._done, "tokens": self._tokens, "value": self._value, "worker": self.worker}
+        self.queue.put(("advance_stage", event))
+        self._sent, self._unsent = time.monotonic(), False
 
     def end_stage(self, worker: str = "") -> None:
+        if self._unsent:
+            self._send()
         self.queue.put(("end_stage", {"worker": self.worker}))
 
 

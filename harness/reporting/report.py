@@ -79,6 +79,8 @@ def claim_tests(profile: Profile) -> list[Test]:
         Test("C2", m, "foresight-no-rl", "ece_all", -1, "FC-RL refines calibration"),
         Test("C2", m, "foresight-no-rl", "brier", -1, "FC-RL refines calibration (Brier)"),
         Test("C2", m, "foresight-no-rl", "selection_gain", +1, "FC-RL makes p more useful for choosing plans"),
+        Test("C2", m, "foresight-success-only", "ece_all", -1, "the calibration term lowers ECE at equal RL (RLCR)"),
+        Test("C2", m, "foresight-success-only", "brier", -1, "the calibration term lowers Brier at equal RL (RLCR)"),
     ]
     tests += [Test("C3", m, b, "success", +1, f"foresight beats {b}") for b in profile.baselines]
     tests += [

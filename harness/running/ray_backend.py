@@ -21,6 +21,9 @@ from harness.core.environ import QUIET_ENV
 from harness.core.errors import HarnessError
 from harness.running.workers import Done, Unit, first_missing, run_chain, unit_name
 
+EVENT_INTERVAL = 0.5
+"""Seconds between a Ray task's progress events (each is a round trip to the queue actor)."""
+
 
 def _ray_chain(
     chain: Sequence[Unit], runs: Path, cache: Path, threads: int, with_profile: bool, events: Any
@@ -33,7 +36,7 @@ def _ray_chain(
         os.environ.setdefault(key, value)
     torch.set_num_threads(threads)  # a Ray worker process may be reused: set it for every task
     node = ray.get_runtime_context().get_node_id()
-    progress.use(progress.QueueReporter(events, f"{node[:8]}:{os.getpid()}"))
+    progress.use(progress.QueueReporter(events, f"{node[:8]}:{os.getpid()}", interval=EVENT_INTERVAL))
     return run_chain(chain, runs, cache, with_profile), node
 
 
@@ -86,8 +89,8 @@ def run_on_ray(
     drawing = progress.forward_events(events, progress.active())
     remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_chain)
     refs = {remote.remote(chain, runs, cache, threads, with_profile, events): chain for chain in work}
+    pending = list(refs)
     try:
-        pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             ref = ready[0]
@@ -98,7 +101,9 @@ def run_on_ray(
             for unit, line in done:
                 finish(unit, line, f" [node {node[:8]}]")
     finally:
-        for ref in refs:
+        # Only tasks not yet finished: cancelling a finished task can abort the driver (Ray 2.58,
+        # task_manager.cc "Tried to complete task that was not pending").
+        for ref in pending:
             ray.cancel(ref, force=True)
         try:
             events.put(None)

@@ -85,6 +85,27 @@ def test_worker_events_reach_the_parent_reporter_through_a_queue() -> None:
     assert lines[1].startswith("[worker 3] countdown seed0 sft: done, 2/2 steps") and "loss 0.9" in lines[1]
 
 
+def test_a_throttled_worker_merges_advances_and_sends_the_last_before_the_end() -> None:
+    """interval 1 hour: the first advance goes at once, the next four merge into one sent at the end,
+    with the absolute count (None counts one step), the latest tokens and the latest value."""
+    events: queue.Queue = queue.Queue()
+    worker = progress.QueueReporter(events, "2", interval=3600)
+    worker.start_stage("kb-search seed0 fc-rl", 10)
+    worker.advance_stage(1, 100, "reward 0.1")
+    worker.advance_stage(2, 200, "reward 0.2")
+    worker.advance_stage(None, None, "")
+    worker.advance_stage(6, 600, "reward 0.6")
+    worker.advance_stage()
+    worker.end_stage()
+    sent = [events.get_nowait() for _ in range(events.qsize())]
+    assert [name for name, _ in sent] == ["start_stage", "advance_stage", "advance_stage", "end_stage"]
+    assert sent[1][1] == {"done": 1, "tokens": 100, "value": "reward 0.1", "worker": "2"}
+    assert sent[2][1] == {"done": 7, "tokens": 600, "value": "reward 0.6", "worker": "2"}
+    worker.start_stage("kb-search seed0 eval", 3)  # a new stage starts from its own count
+    worker.end_stage()
+    assert [events.get_nowait()[0] for _ in range(events.qsize())] == ["start_stage", "end_stage"]
+
+
 def test_a_session_is_active_for_its_duration_only() -> None:
     before = progress.active()
     lines: list[str] = []

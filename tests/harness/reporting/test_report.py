@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -63,5 +65,9 @@ def test_c1_tests_look_inside_sft_mimic_and_c2_holds_the_comparisons_with_it() -
     ]
     c2 = {(t.method, t.baseline, t.metric) for t in tests if t.claim == "C2"}
     assert ("foresight", "sft-mimic", "fidelity@1") in c2
+    # RLCR's direction: the calibration term against the success reward alone, at equal RL.
+    assert {("foresight", "foresight-success-only", m) for m in ("ece_all", "brier")} <= c2
+    without = dataclasses.replace(load_profile("default"), ablations=["foresight-no-rl"])
+    assert not [t for t in claim_tests(without) if "foresight-success-only" in (t.method, t.baseline)]
     c4 = {(t.method, t.baseline) for t in tests if t.claim == "C4"}
     assert ("foresight-no-rl", "foresight-no-order") in c4
