@@ -61,7 +61,8 @@ def plot_claim(rows: pd.DataFrame, axes: Sequence[str], test: str, out: Path) ->
                 sel = sel.sort_values("_x")
                 low = (sel["diff"] - sel["ci_low"]).clip(lower=0)
                 high = (sel["ci_high"] - sel["diff"]).clip(lower=0)
-                label = task + (" (" + ", ".join(f"{a}={v}" for a, v in zip(others, combo)) + ")" if others else "")
+                varied = [(a, v) for a, v in zip(others, combo) if part[a].nunique() > 1]  # not one-value axes
+                label = task + (" (" + ", ".join(f"{a}={v}" for a, v in varied) + ")" if varied else "")
                 ax.errorbar(
                     sel["_x"], sel["diff"], yerr=[low, high], capsize=2,
                     color=TASK_COLORS[ti % len(TASK_COLORS)], marker=TASK_MARKERS[ti % len(TASK_MARKERS)],
