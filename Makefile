@@ -27,10 +27,14 @@ reproduce: $(STAMP)
 	$(BIN)/harness reproduce --profile default --jobs $(JOBS) --threads 1
 
 # FC-RL's steps ladder (the default profile's `sweeps: rl-steps`): tables, figures and BUDGET.md in
-# results/sweeps/rl-steps/. Resumable: a rerun skips the finished runs. Estimated 1.5-2 h on 2 cores
-# (docs/cluster.md, "make sweep"); --backend ray spreads it over a cluster.
+# results/sweeps/rl-steps/; then the same trained stages played on the dev split (`rl-steps-dev`,
+# about 2 min), what the default's RL budget is chosen on, in results/selection/rl-steps-dev/.
+# Resumable: a rerun skips the finished runs. Measured: 2.5-3 h on 2 cores from an empty cache
+# (docs/sweeps.md, "make sweep"); --backend ray spreads it over a cluster.
 sweep: $(STAMP)
 	$(BIN)/harness sweep --profile default --name rl-steps --jobs $(JOBS) --threads 1
+	$(BIN)/harness sweep --profile default --name rl-steps-dev --jobs $(JOBS) --threads 1 \
+		--out results/selection/rl-steps-dev
 
 smoke: $(STAMP)
 	$(BIN)/harness reproduce --profile smoke
