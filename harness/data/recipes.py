@@ -76,6 +76,14 @@ def expert_episodes(task: Task, instances: Sequence[Any], seed: int) -> list[Epi
     return [expert_episode(task, inst, episode_rng(seed, SALT_EXPERT, i)) for i, inst in enumerate(instances)]
 
 
+def expert_shown(task: Task, seed: int) -> frozenset:
+    """Returns the parts of the world (transitions, documents, states) that the train split's expert
+    episodes show: an instance needing a part outside them is held out (evaluation's `heldout` flag,
+    the RL pool's held-out-like prompts)."""
+    train = task.splits(seed).train
+    return frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, train, seed)))
+
+
 def world_episodes(task: Task, n: int, seed: int) -> list[Episode]:
     """Returns `n` exploration episodes, explorer policies in turn; none starts at a dev or test instance."""
     policies, exclude = EXPLORER_POLICIES, eval_keys(task, task.splits(seed))

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness.data.audit import CorpusAudit, check_clean
-from harness.data.recipes import expert_episodes
-from tasks.base import Task, episode_items, eval_keys, start_key
+from harness.data.recipes import expert_shown
+from tasks.base import Task, eval_keys, start_key
 
 SALT_POOL = 505
 DRAWS = 10_000
@@ -82,7 +82,7 @@ def rl_pool(task: Task, seed: int, share: float) -> RlPool:
         return RlPool(train, (), 1, 0)
     distinct = len({start_key(task, inst) for inst in train})
     wanted = max(1, round(distinct * share / (1 - share)))
-    shown = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, train, seed)))
+    shown = expert_shown(task, seed)
     evals = eval_keys(task, splits)
     banned = evals | {start_key(task, inst) for inst in train}
     rng = np.random.default_rng([seed, SALT_POOL])

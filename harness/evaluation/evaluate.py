@@ -28,7 +28,7 @@ from harness.core.errors import HarnessError
 from harness.core.registry import make_task
 from harness.core.runs import git_commit, run_dir, run_lock, versions, write_run
 from harness.core.traces import ForesightBlock
-from harness.data.recipes import expert_episodes, react_row
+from harness.data.recipes import expert_episodes, expert_shown, react_row
 from harness.data.reference import reference_policy
 from harness.evaluation.board import write_board
 from harness.evaluation.estimates import first_p_belief
@@ -36,7 +36,7 @@ from harness.evaluation.scoring import episode_record, run_metrics
 from harness.training import distributed
 from harness.training.models import stop_token_ids
 from harness.training.train import load_checkpoint, method_and_task, train_method
-from tasks.base import Task, episode_items, play
+from tasks.base import Task, play
 
 SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
 
@@ -105,8 +105,7 @@ def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
 
 def heldout_flags(task: Task, seed: int, instances: Sequence[Any]) -> list[bool]:
     """Returns, per instance, whether it needs a part of the world that no train expert episode shows."""
-    train = task.splits(seed).train
-    seen = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, train, seed)))
+    seen = expert_shown(task, seed)
     return [bool(task.required(inst) - seen) for inst in instances]
 
 
@@ -151,18 +150,20 @@ def _evaluate(
     model, tokenizer = load_checkpoint(checkpoint)
     if torch.cuda.is_available():
         model = model.to("cuda")  # the agent loop runs the forward passes wherever the model is
-    test = getattr(task.splits(seed), settings.split)
+    instances = getattr(task.splits(seed), settings.split)
     prefix = few_shot_prefix(task, seed, method.few_shot) if method.few_shot else ""
     greedy = Sampling(0.0, settings.max_turn_tokens, seed)
     sampled = settings.candidates if method.verbal_p else 0
-    batches = -(-len(test) // settings.batch_size)
+    batches = -(-len(instances) // settings.batch_size)
     progress.active().start_stage(f"{task_name} seed{seed} {method_name} eval", batches * (1 + sampled))
-    episodes = play_split(model, tokenizer, task, test, method.fmt, seed, settings, greedy, prefix=prefix)
-    candidates = sample_candidates(model, tokenizer, task, test, seed, settings) if sampled else [[] for _ in test]
+    episodes = play_split(model, tokenizer, task, instances, method.fmt, seed, settings, greedy, prefix=prefix)
+    candidates = (
+        sample_candidates(model, tokenizer, task, instances, seed, settings) if sampled else [[] for _ in instances]
+    )
     progress.active().end_stage()
     rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
     reference = reference_policy(task, profile.data, seed)
-    heldout = heldout_flags(task, seed, test)
+    heldout = heldout_flags(task, seed, instances)
     beliefs = [first_p_belief(model, tokenizer, e) if method.verbal_p else None for e in episodes]
     records = [
         episode_record(task, i, e, rng, reference, candidates[i], heldout[i], beliefs[i])
@@ -176,7 +177,7 @@ def _evaluate(
             for o in outcomes
         },
     }
-    metrics["random_policy_success"] = random_policy_success(task, test, seed)
+    metrics["random_policy_success"] = random_policy_success(task, instances, seed)
     metrics["identity"] = {"method": method_name, "task": task_name, "profile": profile.name, "seed": seed}
     if settings.split != "test":  # test runs keep the bytes they always had
         metrics["identity"]["split"] = settings.split
