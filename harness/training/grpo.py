@@ -28,7 +28,7 @@ from trl import GRPOConfig, GRPOTrainer
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.traces import ForesightBlock, ParseError
 from harness.training import distributed
-from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids
+from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids, p_value_mask
 from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
 from harness.training.sft import (
     JsonlLog,
@@ -248,8 +248,9 @@ def make_rollout_func(
     """
     by_prompt = {task.prompt(task.reset(inst)): inst for inst in instances}
     explore: dict[str, Any] = {}
-    if settings.p_temperature is not None:
+    if settings.p_temperature is not None or settings.p_only:
         marker, values = p_token_ids(tokenizer)
+    if settings.p_temperature is not None:
         explore = {"p_temperature": settings.p_temperature, "p_marker": marker, "p_values": values}
 
     def rollout_func(prompts: list[str], trainer: Any) -> dict[str, list]:
@@ -277,7 +278,10 @@ def make_rollout_func(
             "prompt_ids": [e.prompt_ids for e in episodes],
             "completion_ids": [e.completion_ids for e in episodes],
             "logprobs": [e.logprobs for e in episodes],
-            "env_mask": [e.env_mask for e in episodes],
+            "env_mask": [
+                p_value_mask(e.completion_ids, e.env_mask, marker, values) if settings.p_only else e.env_mask
+                for e in episodes
+            ],
             **rewards,
         }
         if os.environ.get(TRACE_ENV):

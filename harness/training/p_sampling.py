@@ -47,10 +47,20 @@ def p_token_ids(tokenizer: Any) -> tuple[int, tuple[int, ...]]:
     found = single_p_ids(tokenizer)
     if found is None:
         raise HarnessError(
-            "p_temperature needs a tokenizer in which the word 'p' and each value 0.0 ... 1.0 are single tokens "
-            "(the tiny models' WordLevel tokenizer); leave it unset for this model"
+            "p_temperature and p_only need a tokenizer in which the word 'p' and each value 0.0 ... 1.0 are single "
+            "tokens (the tiny models' WordLevel tokenizer); leave them unset for this model"
         )
     return found
+
+
+def p_value_mask(completion_ids: list[int], env_mask: list[int], marker: int, values: tuple[int, ...]) -> list[int]:
+    """Returns a loss mask that keeps the p value tokens alone: 1 where the model wrote a value right after
+    the marker `p` it also wrote, 0 everywhere else (the grpo setting `p_only`)."""
+    allowed = set(values)
+    return [
+        int(j > 0 and bool(written) and bool(env_mask[j - 1]) and completion_ids[j - 1] == marker and token in allowed)
+        for j, (token, written) in enumerate(zip(completion_ids, env_mask, strict=True))
+    ]
 
 
 def tempered_logps(

@@ -83,6 +83,11 @@ class GrpoSettings:
         "rollouts sample the token after the word `p` among the values 0.0 ... 1.0 at this temperature "
         "(log-probabilities at the same temperature, so the GRPO ratio stays exact); None: as any token",
     )
+    p_only: bool = doc(
+        False,
+        "the loss reaches the p value tokens alone (every other written token's mask 0): the reward's credit then"
+        " cannot train the actions to fit p (the mechanism check, docs/calibration.md); needs one-token p values",
+    )
     heldout_like_share: float = doc(
         0.0,
         "share of the prompt pool drawn held-out-like: outside dev and test, needing a part of the world no"
@@ -125,7 +130,13 @@ def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSet
 
 
 SCALE_REWARDS = ("group", "batch", "none")
-ADDED_SETTINGS = {"lambda_success": 1.0, "p_temperature": None, "heldout_like_share": 0.0, "scale_rewards": "group"}
+ADDED_SETTINGS = {
+    "lambda_success": 1.0,
+    "p_temperature": None,
+    "p_only": False,
+    "heldout_like_share": 0.0,
+    "scale_rewards": "group",
+}
 """Settings added after caches existed, with the value that behaves as before: at that value a setting
 is left out of the stage hash, so checkpoints trained before it existed keep their keys."""
 

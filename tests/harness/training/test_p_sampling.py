@@ -14,7 +14,7 @@ from harness.core.errors import HarnessError
 from harness.core.registry import make_task
 from harness.core.traces import FORMAT_VERSION, P_WORDS
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, stop_token_ids
-from harness.training.p_sampling import p_token_ids, tempered_logps
+from harness.training.p_sampling import p_token_ids, p_value_mask, tempered_logps
 from harness.training.stages import GrpoSettings, StageSpec, settings_for, stage_hash
 from harness.training.train import suite_vocabulary
 
@@ -101,7 +101,18 @@ def test_new_grpo_settings_at_their_old_behaviour_keep_the_stage_hash() -> None:
                                                         old, "in", "data")  # fmt: skip
     hot = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, p_temperature=3.0))
     zero = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, lambda_success=0.0))
-    assert len({stage_hash(s, "in", "data") for s in (spec, hot, zero)}) == 3
+    only = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, p_only=True))
+    assert len({stage_hash(s, "in", "data") for s in (spec, hot, zero, only)}) == 4
+
+
+def test_p_only_keeps_the_value_written_after_the_marker_and_nothing_else() -> None:
+    marker, values = 9, (20, 21, 22)
+    # think plan a ; p 0.1 act a | obs p 0.2 (the world's) | p 7 (not a value) p 0.2
+    ids = [3, 4, 5, 9, 21, 6, 5, 1, 9, 22, 9, 7, 9, 22]
+    env = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]
+    assert p_value_mask(ids, env, marker, values) == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    # A value the world wrote after the model's marker is not the model's estimate.
+    assert p_value_mask([9, 21], [1, 0], marker, values) == [0, 0]
 
 
 def test_bad_p_temperature_and_tokenizers_fail_in_one_line() -> None:
