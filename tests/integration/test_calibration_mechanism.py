@@ -1,138 +1,150 @@
-"""Issue 15 item 4 and issue 19 item 3: the calibration reward teaches p when it is the only thing rewarded,
-on every task of the suite, starting from a model that almost always writes p 1.0.
+"""Issue 15 item 4 and issue 19 item 3: the calibration reward alone moves p toward the success rate, on every task.
 
-Set-up per task (smoke knobs, seed 0, one thread): a tiny model trained by SFT on D_look whose p words
-are rewritten to 1.0 in 95% of turns and drawn from 0.0 ... 0.9 in the rest, so that the token after
-`p` is nearly deterministic (what FE-SFT learnt before p targets came from a reference policy) while
-each value has been seen followed by `act`. Without `p_temperature` the rollouts of the first step
-all write 1.0 and GRPO has nothing to compare. Then fc-rl (the real grpo stage, train-side prompts
-only) with the success and fidelity weights 0 and `p_temperature` P_TEMPERATURE:
-- lambda_cal 1: the mean first-turn p of the rollouts moves toward the train-side success rate by at
-  least MARGIN between the first LAST steps and the last LAST steps of STEPS;
-- lambda_cal 0 (every weight 0): every advantage is zero and the weights do not change at all.
-The numbers come from the stage's own log.jsonl (train/p_first_mean, train/success: RolloutStats).
-Measured numbers, and why all three are expected to fail at present (graph-nav too, since the start
-checkpoint changed): docs/calibration.md. The wiring half (a reward on p alone moves p; zero rewards
-change nothing) is test_calibration_wiring.py, in `make test`.
+Start: the default profile's FE-SFT checkpoint (foresight-no-rl: WM-AMT, then FE-SFT on D_look whose p
+targets come from the reference policy, with p smoothing), seed 0, trained here; set
+HARNESS_MECHANISM_CACHE to a stage cache that holds it (e.g. results/cache after `make reproduce`) to
+skip that. Its p is explorable (1-2 bits at the first turn) and miscalibrated where it plays: on each
+task's held-out-like prompts (harness/data/rl_pool.py) it fails most episodes but writes p around 0.5,
+and on kb-search's train prompts it succeeds in ~95% but also writes ~0.65.
+
+RL: the real fc-rl stage with the success and fidelity weights 0, `lambda_cal` 1 and `p_only`, on one
+pool of prompts. `p_only` lets the loss reach the p value tokens alone. Without it the calibration
+reward can be earned by the actions: an episode that fails scores 1 - p^2, so with p below 0.5 the
+actions learn to fail (measured, docs/calibration.md: kb-search success 0.64 -> 0.21 in 80 steps at
+lr 1e-3 while p barely moved). The check is about p, so the actions are held out of the loss.
+
+Measured on frozen actions: the start model plays K episodes of each pool instance (temperature 1,
+as RL samples); at every turn's p the expected p of the start and of the trained model are read from
+the same tokens; the outcome is the episode's success. Passes when the gap mean p - mean outcome
+shrinks by MARGIN and the Brier score falls; the measure reads p alone, so a drift of the actions cannot
+pass it, and kb-search's two pools ask p to move in opposite directions, which a model that merely
+broke would not do. The actions are out of the loss but share the weights, so they do drift: the
+trained model's own success on the pool is printed, not asserted (measured: kb-search's train prompts
+0.95 -> 0.57, held-out-like 0.08 -> 0.04, graph-nav's 0.11 -> 0.14; docs/calibration.md).
+Control: with `lambda_cal` 0 every reward is 0 and the weights do not change at all.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.config import load_profile
-from harness.core.registry import make_task
 from harness.core.traces import P_WORDS
-from harness.data.recipes import build_corpora, rows_dataset
+from harness.data.rl_pool import rl_pool
 from harness.training.grpo import train_grpo
-from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
-from harness.training.sft import train_sft
+from harness.training.models import stop_token_ids
+from harness.training.p_sampling import p_token_ids, p_value_mask
 from harness.training.stages import settings_for
-from harness.training.train import suite_vocabulary
+from harness.training.train import load_checkpoint, method_and_task, train_method
 
 pytestmark = pytest.mark.heavy
-SFT_TOKENS = {"graph-nav": 60_000, "kb-search": 150_000, "countdown": 150_000}
-"""Enough for the format at temperature 1 (kb-search and countdown turns are longer than graph-nav's)."""
-RARE = 0.05
-"""Share of p targets redrawn among 0.0 ... 0.9: the model has seen each value followed by `act`, rarely."""
-STEPS, LAST = 40, 8
-P_TEMPERATURE = 3.0
-MARGIN = 0.1
-GRPO = {"prompts_per_step": 4, "num_generations": 8, "lr": 0.001, "beta": 0.0, "temperature": 1.0,
-        "max_turn_tokens": 40, "lambda_success": 0.0, "lambda_fid": 0.0, "save_every": 100_000}  # fmt: skip
+STEPS = 60
+K = 4
+"""Frozen episodes per pool instance."""
+MARGIN = 0.05
+GRPO = {"prompts_per_step": 4, "num_generations": 8, "lr": 1e-4, "beta": 0.0, "temperature": 1.0, "max_turn_tokens": 40,
+        "lambda_success": 0.0, "lambda_fid": 0.0, "p_only": True, "save_every": 100_000}  # fmt: skip
+VALUES = torch.tensor([float(w) for w in P_WORDS], dtype=torch.float64)
 
 
-def always_certain(task_name: str, folder: Path) -> Path:
-    """Returns a checkpoint trained by SFT on the task's D_look with its p targets rewritten: 1.0 but for RARE."""
+def start_checkpoint(task_name: str, tmp_path: Path):
+    """Returns the default profile's foresight-no-rl checkpoint of seed 0, training what the cache lacks."""
     torch.set_num_threads(1)
-    profile = load_profile("smoke")
-    task = make_task(task_name, profile.tasks[task_name])
-    corpora = build_corpora(task, profile.data, 0)
-    rng = np.random.default_rng(0)
-
-    def certain(_: re.Match) -> str:
-        return f" p {'1.0' if rng.random() >= RARE else rng.choice(P_WORDS[:-1])} act "
-
-    rows = []
-    for row in corpora.look:
-        texts = [re.sub(r" p \d\.\d act ", certain, t) if by_agent else t
-                 for t, by_agent in zip(row["texts"], row["agent"])]  # fmt: skip
-        rows.append({**row, "texts": texts, "text": "".join(texts)})
-    written = re.findall(r" p (\d\.\d) act ", "".join(r["text"] for r in rows))
-    assert 0.9 < written.count("1.0") / len(written) < 1.0
-    tokenizer = build_tokenizer(suite_vocabulary(profile))
-    model = build_tiny_model(ModelConfig(64, 2, 2, 128, 512), tokenizer, 0)
-    settings = settings_for(
-        "sft", {"tokens": SFT_TOKENS[task_name], "lr": 0.003, "batch_size": 8, "save_every": 100_000}, "sft"
-    )
-    train_sft(model, tokenizer, rows_dataset(rows), settings, False, folder / "sft", 0, "mechanism sft")
-    model.save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
-    return folder / "model"
+    cache = Path(os.environ.get("HARNESS_MECHANISM_CACHE", tmp_path / "cache"))
+    _, checkpoint, _ = train_method("foresight-no-rl", task_name, load_profile("default"), 0, cache)
+    return checkpoint
 
 
-def fc_rl(
-    model_path: Path, task_name: str, work: Path, steps: int, **settings: float | None
-) -> tuple[list, dict, dict]:
-    """Returns the logged steps, the weights before and the weights after one calibration-only fc-rl stage."""
-    task = make_task(task_name, load_profile("smoke").tasks[task_name])
-    model, tokenizer = load_model(model_path)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+@torch.no_grad()
+def expected_ps(model, tokenizer, episode: AgentEpisode) -> list[float]:
+    """Returns the model's expected p (over the values 0.0 ... 1.0) at each p the episode's turns wrote."""
+    marker, values = p_token_ids(tokenizer)
+    mask = p_value_mask(episode.completion_ids, episode.env_mask, marker, values)
+    at = [len(episode.prompt_ids) + j - 1 for j, keep in enumerate(mask) if keep]  # the logits that chose each value
+    if not at:
+        return []
+    logits = model(input_ids=torch.tensor([episode.prompt_ids + episode.completion_ids])).logits[0].double()
+    probs = torch.softmax(logits[at][:, list(values)], dim=-1)
+    return (probs @ VALUES).tolist()
+
+
+def play(model, tokenizer, task, instances, seed: int) -> list[AgentEpisode]:
+    """Returns K sampled episodes (temperature 1) of each instance."""
+    chosen = [inst for inst in instances for _ in range(K)]
+    rngs = [np.random.default_rng([seed, i]) for i in range(len(chosen))]
+    sampling = Sampling(1.0, GRPO["max_turn_tokens"], seed=seed)
+    return run_episodes(model, tokenizer, task, chosen, rngs, "foresight", sampling, stop_token_ids(tokenizer))
+
+
+def calibration(model, tokenizer, episodes: list[AgentEpisode]) -> dict[str, float]:
+    """Returns mean p, mean outcome (per p written) and the Brier score of the model's expected p on `episodes`."""
+    ps, outcomes = [], []
+    for episode in episodes:
+        beliefs = expected_ps(model, tokenizer, episode)
+        ps += beliefs
+        outcomes += [float(episode.success)] * len(beliefs)
+    p, o = np.array(ps), np.array(outcomes)
+    return {"p": float(p.mean()), "outcome": float(o.mean()), "brier": float(np.mean((p - o) ** 2)), "n": len(p)}
+
+
+def fc_rl(checkpoint, task, instances, work: Path, steps: int, **settings: float):
+    """Returns the model before and after one calibration-only fc-rl stage on `instances`."""
+    model, tokenizer = load_checkpoint(checkpoint)
+    start, _ = load_checkpoint(checkpoint)
     grpo = settings_for("grpo", {**GRPO, "steps": steps, **settings}, "fc-rl")
-    work.mkdir()
-    train_grpo(model, tokenizer, task, task.splits(0).train, "foresight", grpo, work, 0, "fc-rl",
-               stop_token_ids(tokenizer))  # fmt: skip
-    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
-    return [r for r in records if "train/success" in r], before, model.state_dict()
+    train_grpo(model, tokenizer, task, instances, "foresight", grpo, work, 0, "fc-rl", stop_token_ids(tokenizer))
+    return start, model, tokenizer
 
 
-# Not strict: this exact configuration (40 steps, max_turn_tokens 40) has not yet run to the end on
-# these two tasks (the tuning runs of docs/calibration.md were close to it), so an unexpected pass
-# shows as XPASS rather than failing the suite.
-UNSOLVED = pytest.mark.xfail(
+# Not strict, so that a pass shows as XPASS. Measured (docs/calibration.md, session 10): countdown's
+# sampled foresight blocks parse on under half of its turns, a turn that does not parse scores 0, and
+# the reward is then mostly about the format.
+COUNTDOWN = pytest.mark.xfail(
     strict=False,
-    reason="measured: the calibration-only reward does not bring p toward success on this deterministic task "
-    "(docs/calibration.md); success drifts as the action tokens get the reward's noise",
-)
-
-
-GRAPH_NAV = pytest.mark.xfail(
-    strict=False,
-    reason="measured in session 9 (and at 2d5bdc8 and a6f14b7, so not a regression of later commits): train "
-    "success 0.609, mean first-turn p 0.663 -> 0.796; p starts only 0.05 above success and then rises "
-    "(docs/calibration.md)",
+    reason="measured: countdown's sampled turns parse on 0.46-0.54 of its turns (also after 3x the FE-SFT tokens); p "
+    "moved by at most 0.035 in 60 steps (lr 1e-4, 3e-4, temperature 0.5), away from the success rate at 3e-4 and 0.5",
 )
 
 
 @pytest.mark.parametrize(
-    "task_name",
+    ("task_name", "pool"),
     [
-        pytest.param("graph-nav", marks=GRAPH_NAV),
-        pytest.param("kb-search", marks=UNSOLVED),
-        pytest.param("countdown", marks=UNSOLVED),
-    ],
+        ("graph-nav", "held-out-like"),
+        ("kb-search", "held-out-like"),
+        pytest.param("countdown", "held-out-like", marks=COUNTDOWN),
+        ("kb-search", "train"),
+    ],  # fmt: skip
 )
-def test_calibration_alone_moves_p_toward_the_success_rate(task_name: str, tmp_path: Path) -> None:
-    start = always_certain(task_name, tmp_path)
-    greedy, _, _ = fc_rl(start, task_name, tmp_path / "no-exploration", 1, lambda_cal=1.0)
-    assert greedy[0]["train/p_first_mean"] == 1.0  # ~0 entropy: without p_temperature every rollout writes 1.0
-    control, before, after = fc_rl(
-        start, task_name, tmp_path / "control", 2, lambda_cal=0.0, p_temperature=P_TEMPERATURE
-    )
-    assert all(torch.equal(before[k], after[k]) for k in before), "zero rewards changed the weights"
-    trained, _, _ = fc_rl(
-        start, task_name, tmp_path / "calibration", STEPS, lambda_cal=1.0, p_temperature=P_TEMPERATURE
-    )
-    assert len(trained) == STEPS and trained[0]["train/p_first_mean"] == control[0]["train/p_first_mean"]
-    success = float(np.mean([r["train/success"] for r in trained]))
-    p_start = float(np.mean([r["train/p_first_mean"] for r in trained[:LAST]]))
-    p_end = float(np.mean([r["train/p_first_mean"] for r in trained[-LAST:]]))
-    print(f"{task_name}: success {success:.3f}, mean first-turn p {p_start:.3f} -> {p_end:.3f}")
-    assert p_start - success > MARGIN, (p_start, success)  # p starts overconfident: there is something to learn
-    assert abs(p_end - success) <= abs(p_start - success) - MARGIN, (p_start, p_end, success)
+def test_calibration_alone_moves_p_toward_the_success_rate(task_name: str, pool: str, tmp_path: Path) -> None:
+    checkpoint = start_checkpoint(task_name, tmp_path)
+    _, task = method_and_task("foresight", task_name, load_profile("default"))
+    prompts = rl_pool(task, 0, 0.5)
+    instances = list(prompts.heldout_like if pool == "held-out-like" else prompts.train)
+    if pool == "train":  # as many frozen episodes as on the other pools
+        instances = [instances[i] for i in np.random.default_rng(0).permutation(len(instances))[:48]]
+
+    start, unchanged, _ = fc_rl(checkpoint, task, instances, tmp_path / "control", 2, lambda_cal=0.0)
+    weights = zip(start.state_dict().values(), unchanged.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in weights), "zero rewards changed the weights"
+    shutil.rmtree(tmp_path / "control")
+
+    start, trained, tokenizer = fc_rl(checkpoint, task, instances, tmp_path / "calibration", STEPS, lambda_cal=1.0)
+    frozen = play(start, tokenizer, task, instances, seed=7)
+    before, after = calibration(start, tokenizer, frozen), calibration(trained, tokenizer, frozen)
+    own = play(trained, tokenizer, task, instances, seed=7)
+    success = (float(np.mean([e.success for e in frozen])), float(np.mean([e.success for e in own])))
+    log = [json.loads(line) for line in (tmp_path / "calibration" / "log.jsonl").read_text().splitlines()]
+    print(f"{task_name} on {pool} prompts: {json.dumps({'before': before, 'after': after, 'success': success})}")
+    assert len([r for r in log if "train/success" in r]) == STEPS
+    gap_before, gap_after = before["p"] - before["outcome"], after["p"] - after["outcome"]
+    assert abs(gap_before) > 2 * MARGIN, before  # the start is miscalibrated here: there is something to learn
+    assert abs(gap_after) <= abs(gap_before) - MARGIN, (before, after)
+    assert after["brier"] < before["brier"], (before, after)
