@@ -110,7 +110,7 @@ def fc_rl(checkpoint, task, instances, work: Path, steps: int, **settings: float
 COUNTDOWN = pytest.mark.xfail(
     strict=False,
     reason="measured: countdown's sampled turns parse on 0.46-0.54 of its turns (also after 3x the FE-SFT tokens); p "
-    "moved by at most 0.035 in 60 steps (lr 1e-4, 3e-4, temperature 0.5), away from the success rate at 3e-4 and 0.5",
+    "moved by at most 0.035 in 60 steps (lr 1e-4, 3e-4, temperature 0.5) and 0.007 in 200, mostly away from the rate",
 )
 
 
