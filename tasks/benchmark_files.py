@@ -243,6 +243,14 @@ def take(pool: tuple, n: int, rng: np.random.Generator | None) -> tuple:
     return tuple(pool[i] for i in sorted(order))
 
 
+def record_id(record: dict[str, Any], where: str, keys: tuple[str, ...] = ("id",)) -> str:
+    """Returns a record's own id (the first of `keys` it holds), else the file and line it was read from."""
+    for key in keys:
+        if record.get(key):
+            return str(record[key])
+    return re.sub(r"\s+", "", where.rsplit("/", 1)[-1])
+
+
 RESERVED_SWAPS = {";": ",", "->": "-", "|": "/"}
 """Format symbols that real text may hold, and the plain symbol each becomes in a task's text."""
 
@@ -276,6 +284,10 @@ class RecordTask:
     name: str
     config: Any
 
+    def __init__(self, config: BenchmarkConfig):
+        self.config = config
+        self._pools: Pools | None = None
+
     def parse(self, located: Located, index: int) -> Any:
         raise NotImplementedError
 
@@ -290,6 +302,10 @@ class RecordTask:
             if not self._pools.train or not self._pools.test:
                 raise HarnessError(f"task {self.name}: the data gives no train or no test records")
         return self._pools
+
+    def instances(self) -> list:
+        """Returns every instance of the train, dev and test pools, in that order."""
+        return [x for split in ("train", "dev", "test") for x in getattr(self.pools, split)]
 
     def splits(self, seed: int):
         """Returns n_train train instances drawn with `seed`, and the first n_dev dev and n_test test ones.

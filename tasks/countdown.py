@@ -5,12 +5,11 @@ An action "a op b" replaces a and b by the result, which must be an integer in 1
 move. The episode succeeds as soon as a result equals the target, and fails when one number is
 left or the turns run out. Q* is the solvability of what remains, by exhaustive search with a
 cache; the task is deterministic, so Q* is 0 or 1. The parts of the world a transition shows
-are the intermediate number multisets.
+are the intermediate number multisets. The moves and the solver are `tasks.countdown_rules`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from harness.core.errors import HarnessError
 from harness.core.registry import register_task
 from tasks.base import (
     EXPLORER_POLICIES,
-    INVALID_ACTION,
     Splits,
     Step,
     TaskConfig,
@@ -30,14 +28,8 @@ from tasks.base import (
     explore,
     knob,
 )
+from tasks.countdown_rules import OPS, NumbersGame, operate
 
-ILLEGAL = "illegal move"
-"""Observation for a well-formed action that the numbers do not allow."""
-OPS = ("+", "-", "*", "/")
-# Numbers are written as vocabulary words are (no sign, no leading zero); capping the digits keeps
-# int() from ever seeing a huge string, and no such number can be on the board.
-_NUMBER = r"(0|[1-9][0-9]{0,8})"
-_ACTION = re.compile(rf"^{_NUMBER} ([-+*/]) {_NUMBER}$")
 # Salts keep the random streams of splits apart while all derive from the split seed.
 SALT_POOL, SALT_PROBE, SALT_ORDER, SALT_DEAL = 11, 12, 13, 14
 # splits() plays its own exploration episodes (a stream apart from D_world's) to learn which states
@@ -105,15 +97,8 @@ def _instance(numbers: tuple[int, ...], target: int) -> Instance:
     return Instance(f"countdown-{'-'.join(map(str, numbers))}-to-{target}", numbers, target)
 
 
-def _result(a: int, op: str, b: int) -> int:
-    """Returns a op b, or 0 (never a legal result) for an inexact division."""
-    if op == "/":
-        return a // b if b and a % b == 0 else 0
-    return a + b if op == "+" else a - b if op == "-" else a * b
-
-
 @register_task("countdown")
-class Countdown:
+class Countdown(NumbersGame):
     """The countdown numbers game as a Task."""
 
     name = "countdown"
@@ -122,73 +107,17 @@ class Countdown:
     Config = CountdownConfig
 
     def __init__(self, config: CountdownConfig) -> None:
+        super().__init__(config.ops, config.max_value)
         self.config = config
         self.horizon = config.n_numbers - 1 + config.extra_turns
-        self.ops = tuple(op for op in OPS if op in config.ops)
-        self._reach: dict[tuple[tuple[int, ...], int], frozenset[int]] = {}
         self._required: dict[tuple[tuple[int, ...], int], frozenset] = {}
         self._splits: dict[int, Splits] = {}
 
     # -- dynamics -------------------------------------------------------------------------------
 
-    def apply(self, numbers: tuple[int, ...], action: str) -> tuple[tuple[int, ...], int] | str:
-        """Returns (numbers after, result) of a legal action, else ILLEGAL or INVALID_ACTION."""
-        match = _ACTION.match(" ".join(action.split()))
-        if not match:
-            return INVALID_ACTION
-        a, op, b = int(match[1]), match[2], int(match[3])
-        if op not in self.ops:
-            return ILLEGAL
-        rest = list(numbers)
-        for x in (a, b):
-            if x not in rest:
-                return ILLEGAL
-            rest.remove(x)
-        value = _result(a, op, b)
-        if not 1 <= value <= self.config.max_value:
-            return ILLEGAL
-        return tuple(sorted([*rest, value])), value
-
-    def _moves(self, numbers: tuple[int, ...]) -> list[tuple[str, int, tuple[int, ...]]]:
-        """Returns (action, result, numbers after) of every legal move; a >= b, a and b descending, ops in OPS order.
-
-        With a >= b every legal result is listed once: b - a and b / a are never legal then, except
-        a / a, which a / b already is.
-        """
-        moves = []
-        values = sorted(set(numbers), reverse=True)
-        counts = Counter(numbers)
-        for i, a in enumerate(values):
-            for b in values[i if counts[a] > 1 else i + 1 :]:
-                rest = list(numbers)
-                rest.remove(a)
-                rest.remove(b)
-                for op in self.ops:
-                    value = _result(a, op, b)
-                    if 1 <= value <= self.config.max_value:
-                        moves.append((f"{a} {op} {b}", value, tuple(sorted([*rest, value]))))
-        return moves
-
     def legal_actions(self, state: State) -> list[str]:
         """Returns every legal 'a op b' with a >= b, larger numbers first, ops in the order + - * /."""
         return [action for action, _, _ in self._moves(state.numbers)]
-
-    def reachable(self, numbers: tuple[int, ...], turns: int) -> frozenset[int]:
-        """Returns every result some sequence of at most `turns` legal moves from `numbers` produces (cached)."""
-        key = (numbers, min(turns, len(numbers) - 1))
-        if key[1] <= 0:
-            return frozenset()
-        if key not in self._reach:
-            found: set[int] = set()
-            for _, value, after in self._moves(numbers):
-                found.add(value)
-                found |= self.reachable(after, key[1] - 1)
-            self._reach[key] = frozenset(found)
-        return self._reach[key]
-
-    def solvable(self, numbers: Sequence[int], target: int, turns: int) -> bool:
-        """Returns whether some legal moves from `numbers` produce `target` within `turns` moves."""
-        return target in self.reachable(tuple(sorted(numbers)), turns)
 
     def reset(self, instance: Instance) -> State:
         """Returns the start state of `instance`."""
@@ -323,7 +252,7 @@ class Countdown:
         for i, x in enumerate(first):
             rest = first[:i] + first[i + 1 :]
             for a, b in pairs if max(rest, default=0) <= c.max_number else []:
-                if x not in {_result(a, op, b) for op in self.ops}:
+                if x not in {operate(a, op, b) for op in self.ops}:
                     continue
                 sibling = _instance(tuple(sorted((*rest, a, b))), inst.target)
                 fresh = sibling.key not in taken and sibling.numbers != inst.numbers

@@ -22,20 +22,17 @@ docs/benchmarks.md); the reference policy is that oracle with epsilon noise.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import ClassVar
 
-import numpy as np
-
 from harness.core.errors import HarnessError
 from harness.core.registry import register_task
 from harness.core.traces import RESERVED
-from tasks.base import INVALID_ACTION, Step, TaskConfig
-from tasks.benchmark_files import BenchmarkConfig, Located, RecordTask, plain_text
+from tasks.base import INVALID_ACTION, TaskConfig
+from tasks.benchmark_files import BenchmarkConfig, Located, plain_text, record_id
+from tasks.tool_answer import ToolAnswerTask
 
 FIXED_WORDS = ("question", "results", "turns", "none", "calc", "answer", "correct", "wrong", "need", "is", "error")
 FIXED_WORDS += tuple(INVALID_ACTION.split())
@@ -211,7 +208,7 @@ def parse_solution(answer: str, where: str) -> tuple[list[str], list[str], str, 
 
 
 @register_task("gsm8k")
-class Gsm8k(RecordTask):
+class Gsm8k(ToolAnswerTask):
     """GSM8K-format word problems with a calculator tool."""
 
     name: ClassVar[str] = "gsm8k"
@@ -223,10 +220,7 @@ class Gsm8k(RecordTask):
     )
     Config: ClassVar[type[TaskConfig]] = BenchmarkConfig
     HUB = ("openai/gsm8k", "main")
-
-    def __init__(self, config: BenchmarkConfig):
-        self.config = config
-        self._pools = None
+    TOOL = "calc"
 
     def parse(self, located: Located, index: int) -> MathProblem:
         """Returns the problem of one record; HarnessError naming the file and line of a bad one."""
@@ -239,14 +233,14 @@ class Gsm8k(RecordTask):
         if not isinstance(answer, str):
             raise HarnessError(f"{where}: 'answer' is missing or not a string")
         calls, values, gold, unparsed, inexact = parse_solution(answer, where)
-        rid = str(record.get("id") or re.sub(r"\s+", "", located.where.rsplit("/", 1)[-1]))
+        rid = record_id(record, where)
         return MathProblem(
             f"gsm8k-{rid}", plain_text(question, RESERVED), tuple(calls), tuple(values), gold, unparsed, inexact
         )
 
     def annotation_report(self) -> dict[str, int]:
         """Returns the number of records, annotations used, unparsed ones and inexact ones, over all pools."""
-        problems = [p for split in ("train", "dev", "test") for p in getattr(self.pools, split)]
+        problems = self.instances()
         return {
             "records": len(problems),
             "annotations": sum(len(p.calls) for p in problems),
@@ -271,68 +265,35 @@ class Gsm8k(RecordTask):
         results = " | ".join(state.results) or "none"
         return f"{self.prompt(state)} results {results} turns {self.horizon(state) - state.t}"
 
-    def _replayed(self, state: MathState) -> int:
-        """Returns how many of the problem's calls, in order, have been replayed."""
-        return state.replayed
+    def next_need(self, state: MathState) -> str | None:
+        """Returns the next annotation's expression not yet replayed in order, or None."""
+        calls = state.problem.calls
+        return calls[state.replayed] if state.replayed < len(calls) else None
 
-    def thought(self, state: MathState) -> str:
-        """Returns "need <expression>" for the next annotation, or "answer is <gold>"."""
-        k = self._replayed(state)
-        return f"need {state.problem.calls[k]}" if k < len(state.problem.calls) else f"answer is {state.problem.gold}"
+    def gold(self, state: MathState) -> str:
+        """Returns the gold number."""
+        return state.problem.gold
 
-    def expert(self, state: MathState) -> str:
-        """Returns "calc <next annotation>" until all are replayed, then "answer <gold>"."""
-        k = self._replayed(state)
-        return f"calc {state.problem.calls[k]}" if k < len(state.problem.calls) else f"answer {state.problem.gold}"
+    def use_tool(self, state: MathState, expression: str) -> tuple[str, dict]:
+        """Returns the exact value of `expression` (or "error") and the results and replay progress it gives."""
+        try:
+            value = show(evaluate(expression))
+        except CalcError:
+            return "error", {}
+        values, replayed = state.problem.values, state.replayed
+        replayed += replayed < len(values) and value == values[replayed]
+        return value, {"results": with_result(state.results, value), "replayed": replayed}
 
-    def step(self, state: MathState, action: str, rng: np.random.Generator) -> Step:
-        """Returns the result of `action`; draws one uniform number though the world is deterministic."""
-        rng.random()
-        return self._transition(state, action)
-
-    def _transition(self, state: MathState, action: str) -> Step:
-        if state.done:
-            return Step(state, INVALID_ACTION, True, 0.0)
-        verb, _, rest = action.strip().partition(" ")
-        results, done, success, replayed = state.results, False, False, state.replayed
-        if verb == "calc" and rest.strip():
-            try:
-                value = show(evaluate(rest))
-                observation, results = value, with_result(results, value)
-                values = state.problem.values
-                replayed += replayed < len(values) and value == values[replayed]
-            except CalcError:
-                observation = "error"
-        elif verb == "answer" and rest.strip():
-            number = read_number(rest)
-            done, success = True, number is not None and show(number) == state.problem.gold
-            observation = "correct" if success else "wrong"
-        else:
-            observation = INVALID_ACTION
-        t = state.t + 1
-        done = done or t >= self.horizon(state)
-        nxt = dataclasses.replace(state, results=results, t=t, done=done, success=success, replayed=replayed)
-        return Step(nxt, observation, done, float(success))
-
-    def outcomes(self, state: MathState, action: str) -> list[tuple[float, Step]]:
-        """Returns the one step `action` leads to: the calculator is deterministic."""
-        return [(1.0, self._transition(state, action))]
+    def judge(self, state: MathState, text: str) -> tuple[bool, dict]:
+        """Returns whether `text` reads as the gold number."""
+        number = read_number(text)
+        return number is not None and show(number) == state.problem.gold, {}
 
     def legal_actions(self, state: MathState) -> list[str]:
         """Returns the problem's calls, then "answer <n>" for every result and every number of the question."""
         numbers = [show(n) for n in (read_number(m) for m in _NUMBER.findall(state.problem.question)) if n is not None]
         answers = dict.fromkeys([*state.results, *numbers])
         return [f"calc {c}" for c in state.problem.calls] + [f"answer {a}" for a in answers]
-
-    def q_star(self, state: MathState, plan: Sequence[str]) -> float:
-        """Returns 1.0 if executing `plan`, then the expert, answers right within the horizon, else 0.0."""
-        for action in plan:
-            if state.done:
-                break
-            state = self._transition(state, action).state
-        while not state.done:
-            state = self._transition(state, self.expert(state)).state
-        return float(state.success)
 
     def items(self, state: MathState, action: str, nxt: MathState) -> frozenset:
         """Returns the calculator call a transition makes (the parts of this world are computations)."""
@@ -344,10 +305,8 @@ class Gsm8k(RecordTask):
 
     def vocabulary(self) -> list[str]:
         """Returns the fixed words, turn counts, and every word of every question, call, value and answer."""
-        problems = [p for split in ("train", "dev", "test") for p in getattr(self.pools, split)]
-        longest = max(len(p.calls) for p in problems) + 2 + self.config.extra_turns
-        words = set(FIXED_WORDS) | {str(i) for i in range(longest)}
-        for p in problems:
+        words = set(FIXED_WORDS) | self.turn_words()
+        for p in self.instances():
             words.update(p.question.split())
             words.update(p.calls + p.values + (p.gold,))
         return sorted(words)

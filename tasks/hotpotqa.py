@@ -21,21 +21,18 @@ its few turns.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import re
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
-import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.registry import register_task
 from harness.core.traces import RESERVED
-from tasks.base import INVALID_ACTION, Step, knob
-from tasks.benchmark_files import BenchmarkConfig, Located, RecordTask, plain_text
+from tasks.base import INVALID_ACTION, knob
+from tasks.benchmark_files import BenchmarkConfig, Located, plain_text, record_id
 from tasks.kb_search import Bm25Index
+from tasks.tool_answer import ToolAnswerTask
 
 FIXED_WORDS = ("question", "found", "turns", "none", "search", "answer", "correct", "wrong", "need", "is", "no")
 FIXED_WORDS += ("results", ":", "yes", *INVALID_ACTION.split())
@@ -147,9 +144,8 @@ def parse_record(record: Any, where: str) -> HotpotQuestion:
             support.append(title)
     if not support:
         raise HarnessError(f"{where}: no supporting facts")
-    rid = record.get("_id") or record.get("id") or re.sub(r"\s+", "", where.rsplit("/", 1)[-1])
     return HotpotQuestion(
-        id=f"hotpotqa-{rid}",
+        id=f"hotpotqa-{record_id(record, where, ('_id', 'id'))}",
         question=plain_text(record["question"], RESERVED),
         answer=plain_text(record["answer"], RESERVED),
         type=str(record.get("type", "")),
@@ -165,7 +161,7 @@ def _terms(text: str) -> list[str]:
 
 
 @register_task("hotpotqa")
-class HotpotQa(RecordTask):
+class HotpotQa(ToolAnswerTask):
     """HotpotQA-format multi-hop questions with BM25 search over each question's paragraphs."""
 
     name: ClassVar[str] = "hotpotqa"
@@ -177,10 +173,10 @@ class HotpotQa(RecordTask):
     )
     Config: ClassVar[type[BenchmarkConfig]] = HotpotConfig
     HUB = ("hotpotqa/hotpot_qa", "distractor")
+    TOOL = "search"
 
     def __init__(self, config: HotpotConfig):
-        self.config = config
-        self._pools = None
+        super().__init__(config)
         self._indexes: dict[str, Bm25Index] = {}
         self._hits: dict[tuple[str, str], int | None] = {}
 
@@ -229,72 +225,37 @@ class HotpotQa(RecordTask):
         found = " | ".join(state.found) or "none"
         return f"{self.prompt(state)} found {found} turns {self.horizon(state) - state.t}"
 
-    def _next_title(self, state: HotpotState) -> str | None:
+    def next_need(self, state: HotpotState) -> str | None:
+        """Returns the next supporting title not yet found, or None."""
         return next((t for t in state.question.support if t not in state.found), None)
 
-    def thought(self, state: HotpotState) -> str:
-        """Returns "need <title>" for the next supporting paragraph not yet found, or "answer is <answer>"."""
-        title = self._next_title(state)
-        return f"need {title}" if title else f"answer is {state.question.answer}"
+    def gold(self, state: HotpotState) -> str:
+        """Returns the gold answer."""
+        return state.question.answer
 
-    def expert(self, state: HotpotState) -> str:
-        """Returns "search <title>" for the next supporting title not yet found, then "answer <gold>"."""
-        title = self._next_title(state)
-        return f"search {title}" if title else f"answer {state.question.answer}"
+    def use_tool(self, state: HotpotState, query: str) -> tuple[str, dict]:
+        """Returns what a search for `query` shows ("no results" when nothing matches) and the titles found after it."""
+        hit = self.search(state.question, query)
+        if hit is None:
+            return "no results", {}
+        title, found = state.question.paragraphs[hit][0], state.found
+        if title not in found:
+            # One canonical order (the paragraphs') keeps states that found the same titles equal.
+            found = tuple(dict.fromkeys(t for t, _ in state.question.paragraphs if t in found or t == title))
+        return self.paragraph_text(state.question, hit), {"found": found}
 
-    def step(self, state: HotpotState, action: str, rng: np.random.Generator) -> Step:
-        """Returns the result of `action`; draws one uniform number though the world is deterministic."""
-        rng.random()
-        return self._transition(state, action)
-
-    def _transition(self, state: HotpotState, action: str) -> Step:
-        if state.done:
-            return Step(state, INVALID_ACTION, True, 0.0)
-        verb, _, rest = action.strip().partition(" ")
-        found, done, success, f1 = state.found, False, False, 0.0
-        if verb == "search" and rest.strip():
-            hit = self.search(state.question, rest)
-            if hit is None:
-                observation = "no results"
-            else:
-                observation = self.paragraph_text(state.question, hit)
-                title = state.question.paragraphs[hit][0]
-                if title not in found:
-                    # One canonical order (the paragraphs') keeps states that found the same titles equal.
-                    found = tuple(dict.fromkeys(t for t, _ in state.question.paragraphs if t in found or t == title))
-        elif verb == "answer" and rest.strip():
-            done, success = True, exact_match(rest, state.question.answer)
-            f1 = answer_f1(rest, state.question.answer)
-            observation = "correct" if success else "wrong"
-        else:
-            observation = INVALID_ACTION
-        t = state.t + 1
-        done = done or t >= self.horizon(state)
-        nxt = dataclasses.replace(state, found=found, t=t, done=done, success=success, f1=f1)
-        return Step(nxt, observation, done, float(success))
+    def judge(self, state: HotpotState, text: str) -> tuple[bool, dict]:
+        """Returns whether `text` matches the gold answer exactly (normalized), and its token F1."""
+        return exact_match(text, state.question.answer), {"f1": answer_f1(text, state.question.answer)}
 
     def episode_scores(self, state: HotpotState) -> dict[str, float]:
         """Returns the scores reported beside success for an ended episode: the answer's token F1."""
         return {"f1": state.f1}
 
-    def outcomes(self, state: HotpotState, action: str) -> list[tuple[float, Step]]:
-        """Returns the one step `action` leads to: search over fixed paragraphs is deterministic."""
-        return [(1.0, self._transition(state, action))]
-
     def legal_actions(self, state: HotpotState) -> list[str]:
         """Returns "search <title>" for every paragraph, then "answer <title>" per found title, yes and no."""
         titles = [t for t, _ in state.question.paragraphs]
         return [f"search {t}" for t in titles] + [f"answer {a}" for a in (*state.found, "yes", "no")]
-
-    def q_star(self, state: HotpotState, plan: Sequence[str]) -> float:
-        """Returns 1.0 if executing `plan`, then the expert, answers right within the horizon, else 0.0."""
-        for action in plan:
-            if state.done:
-                break
-            state = self._transition(state, action).state
-        while not state.done:
-            state = self._transition(state, self.expert(state)).state
-        return float(state.success)
 
     def items(self, state: HotpotState, action: str, nxt: HotpotState) -> frozenset:
         """Returns the (question, title) paragraphs a transition finds for the first time."""
@@ -306,10 +267,8 @@ class HotpotQa(RecordTask):
 
     def vocabulary(self) -> list[str]:
         """Returns the fixed words, turn counts and every word a question, answer or search result can show."""
-        questions = [q for split in ("train", "dev", "test") for q in getattr(self.pools, split)]
-        longest = max(len(q.support) for q in questions) + 2 + self.config.extra_turns
-        words = set(FIXED_WORDS) | {str(i) for i in range(longest)}
-        for q in questions:
+        words = set(FIXED_WORDS) | self.turn_words()
+        for q in self.instances():
             words.update(q.question.split())
             words.update(q.answer.split())
             for i in range(len(q.paragraphs)):

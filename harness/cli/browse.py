@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.options import DATA, PROFILE, SEED, resolve_profile, results_folder
+from harness.cli.options import DATA, PROFILE, RUNS, SEED, resolve_profile, results_folder
 from harness.core.errors import HarnessError
 
 
@@ -157,7 +157,7 @@ def methods_list(profile: str) -> None:
 
 @click.command()
 @PROFILE
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@RUNS
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="default: results/view/<profile>")
 @click.option("--method", "method_name", default="foresight", show_default=True, help="left side of the compare page")
 @click.option("--baseline", default="sft-mimic", show_default=True, help="right side of the compare page")

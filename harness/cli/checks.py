@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.options import DATA, JOBS, PROFILE, resolve_profile
+from harness.cli.options import CACHE, DATA, JOBS, PROFILE, RUNS, resolve_profile
 from harness.core.errors import HarnessError
 
 
@@ -24,8 +24,8 @@ from harness.core.errors import HarnessError
 @click.option("--lora", is_flag=True, help="with --method and --model: the method was trained with LoRA on --model")
 @click.option("--batch-size", default=16, show_default=True, type=int)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for probes.json (docs/probes.md)")
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@RUNS
+@CACHE
 @DATA
 def probe(
     model: str | None,

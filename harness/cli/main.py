@@ -18,12 +18,13 @@ import click
 from harness.cli.browse import data, methods, tasks, view
 from harness.cli.checks import models, probe, verify
 from harness.cli.options import (
-    ADDRESS,
-    BACKEND,
-    JOBS,
+    CACHE,
     PROFILE,
     QUIET,
-    THREADS,
+    RESULTS,
+    RUNS,
+    WORKERS,
+    check_workers,
     launch_options,
     progress_mode,
     resolve_profile,
@@ -85,7 +86,7 @@ def train(
 
 @cli.command("eval")
 @run_options
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+@RUNS
 @launch_options
 def evaluate(
     method_name: str,
@@ -121,8 +122,8 @@ def evaluate(
 @PROFILE
 @click.option("--format", "fmt", default="table", show_default=True, help="table, md, csv or latex")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="write to this file instead of stdout")
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@RUNS
+@CACHE
 @click.option("--run-missing", is_flag=True, help="train and evaluate missing runs first")
 def compare(
     method_name: str,
@@ -167,18 +168,10 @@ def compare(
 
 @cli.command()
 @PROFILE
-@JOBS
-@THREADS
-@BACKEND
-@ADDRESS
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
-)
+@WORKERS
+@RUNS
+@CACHE
+@RESULTS
 @launch_options
 @QUIET
 def reproduce(
@@ -202,10 +195,7 @@ def reproduce(
     from harness.core.config import load_profile
     from harness.running.reproduce import build_outputs, run_missing, worker_threads
 
-    if jobs < 1:
-        raise HarnessError(f"--jobs must be at least 1, got {jobs}")
-    if address and backend != "ray":
-        raise HarnessError("--address needs --backend ray")
+    check_workers(jobs, backend, address)
     worker_threads(jobs, threads)  # a bad --threads fails before any work
     use_launcher(launcher, processes, accelerate_config, trains_only=False)
     started = time.time()
@@ -215,11 +205,17 @@ def reproduce(
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
     folder = results or results_folder(prof)
     paths, cost = build_outputs(prof, runs, cache, folder, started, jobs)
-    for path in paths if not quiet else []:
-        click.echo(f"wrote {path}")
+    _echo_written(paths, folder, quiet)
+    click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
+
+
+def _echo_written(paths: list[Path], folder: Path, quiet: bool) -> None:
+    """Prints a line per file written, or with --quiet one line counting them."""
     if quiet:
         click.echo(f"wrote {len(paths)} files under {folder}")
-    click.echo("\n".join(line.removeprefix("- ") for line in cost.lines()))
+    else:
+        for path in paths:
+            click.echo(f"wrote {path}")
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -233,12 +229,9 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--tasks", "tasks_", default=None, help="comma-separated (default: the sweep's, else the profile's)")
 @click.option("--methods", default=None, help="comma-separated methods (default: the sweep's, else the profile's)")
 @click.option("--seeds", default=None, help="comma-separated seeds (default: the sweep's, else the profile's)")
-@JOBS
-@THREADS
-@BACKEND
-@ADDRESS
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+@WORKERS
+@RUNS
+@CACHE
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="default: results/sweeps/<name>")
 @click.option("--dry-run", is_flag=True, help="list the points and the runs missing, train nothing")
 @QUIET
@@ -266,10 +259,7 @@ def sweep(
     from harness.running.sweep import parse_vary, point_slug, points, run_sweep, sweep_spec, sweep_work
     from harness.running.sweep_results import write_sweep_results
 
-    if jobs < 1:
-        raise HarnessError(f"--jobs must be at least 1, got {jobs}")
-    if address and backend != "ray":
-        raise HarnessError("--address needs --backend ray")
+    check_workers(jobs, backend, address)
     try:
         seed_list = [int(s) for s in _names(seeds) or []] or None
     except ValueError:
@@ -291,23 +281,14 @@ def sweep(
         ran = run_sweep(found, runs, cache, jobs, count, shown.say, backend, address)
     click.echo(f"{ran} run(s) trained and evaluated in {time.time() - started:.0f} s")
     folder = out or Path("results/sweeps") / spec.name
-    paths = write_sweep_results(spec, found, runs, folder)
-    for path in paths if not quiet else []:
-        click.echo(f"wrote {path}")
-    if quiet:
-        click.echo(f"wrote {len(paths)} files under {folder}")
+    _echo_written(write_sweep_results(spec, found, runs, folder), folder, quiet)
 
 
 @cli.command()
 @PROFILE
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
-)
+@RUNS
+@CACHE
+@RESULTS
 def report(profile: str, runs: Path, cache: Path, results: Path | None) -> None:
     """Rebuilds tables, figures and REPORT.md from the runs already in the store (trains nothing)."""
     from harness.core.config import load_profile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,18 @@ from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.core.config import Profile
+
+
+def option_group(*decorators: Callable) -> Callable:
+    """Returns a decorator that adds the click options `decorators` to a command, in --help in the order given."""
+
+    def apply(command):
+        for option in reversed(decorators):
+            command = option(command)
+        return command
+
+    return apply
+
 
 SEED = click.IntRange(min=0)
 """Seeds feed numpy's SeedSequence, which takes non-negative integers only."""
@@ -43,6 +56,28 @@ ADDRESS = click.option(
     "default: start a Ray on this machine",
 )
 
+WORKERS = option_group(JOBS, THREADS, BACKEND, ADDRESS)
+"""How runs are spread: worker processes, torch threads, the local or Ray backend and its cluster."""
+
+RUNS = click.option("--runs", type=click.Path(path_type=Path), default=Path("results/runs"), show_default=True)
+
+CACHE = click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True)
+
+RESULTS = click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where tables, figures and REPORT.md go (default: the profile's `reference` folder, else results/<profile>)",
+)
+
+
+def check_workers(jobs: int, backend: str, address: str | None) -> None:
+    """Raises HarnessError for a --jobs below 1 or an --address without --backend ray."""
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be at least 1, got {jobs}")
+    if address and backend != "ray":
+        raise HarnessError("--address needs --backend ray")
+
 
 DATA = click.option(
     "--data",
@@ -63,24 +98,18 @@ def progress_mode(quiet: bool) -> str:
     return "quiet" if quiet else "auto"
 
 
-def run_options(command):
-    """Returns `command` with the options that name one run: method, task, seed, profile, model, cache."""
-    options = [
-        click.option("--method", "method_name", required=True, help="a registered method (harness methods list)"),
-        click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)"),
-        click.option("--seed", default=0, show_default=True, type=SEED),
-        PROFILE,
-        click.option(
-            "--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model"
-        ),
-        click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)"),
-        DATA,
-        click.option("--cache", type=click.Path(path_type=Path), default=Path("results/cache"), show_default=True),
-        QUIET,
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+run_options = option_group(
+    click.option("--method", "method_name", required=True, help="a registered method (harness methods list)"),
+    click.option("--task", "task_name", required=True, help="a registered task (harness tasks list)"),
+    click.option("--seed", default=0, show_default=True, type=SEED),
+    PROFILE,
+    click.option("--model", default=None, help="a local HF causal LM (directory or .gguf) instead of the tiny model"),
+    click.option("--lora", is_flag=True, help="train LoRA adapters on --model (PEFT)"),
+    DATA,
+    CACHE,
+    QUIET,
+)
+"""The options that name one run: method, task, seed, profile, model, data, cache."""
 
 
 def resolve_profile(
@@ -114,32 +143,28 @@ def results_folder(profile: Profile) -> Path:
     return Path(profile.reference) if profile.reference else Path("results") / profile.name
 
 
-def launch_options(command):
-    """Returns `command` with the options that spread each stage over several processes (accelerate)."""
-    options = [
-        click.option(
-            "--launcher",
-            type=click.Choice(["none", "accelerate"]),
-            default="none",
-            show_default=True,
-            help="accelerate: every training stage runs data-parallel under `accelerate launch` (docs/devices.md)",
-        ),
-        click.option(
-            "--processes",
-            type=int,
-            default=None,
-            help="processes per stage with --launcher accelerate (default: the config's num_processes, else GPUs)",
-        ),
-        click.option(
-            "--accelerate-config",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="an accelerate config file (`accelerate config`), e.g. one per machine for several machines",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+launch_options = option_group(
+    click.option(
+        "--launcher",
+        type=click.Choice(["none", "accelerate"]),
+        default="none",
+        show_default=True,
+        help="accelerate: every training stage runs data-parallel under `accelerate launch` (docs/devices.md)",
+    ),
+    click.option(
+        "--processes",
+        type=int,
+        default=None,
+        help="processes per stage with --launcher accelerate (default: the config's num_processes, else GPUs)",
+    ),
+    click.option(
+        "--accelerate-config",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="an accelerate config file (`accelerate config`), e.g. one per machine for several machines",
+    ),
+)
+"""The options that spread each training stage over several processes (accelerate)."""
 
 
 def use_launcher(launcher: str, processes: int | None, config: Path | None, trains_only: bool) -> None:

@@ -36,6 +36,15 @@ def _int(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.integers(lo, hi + 1))
 
 
+def _worked(*steps: tuple[str, str, object, str]) -> str:
+    """Returns a worked GSM8K solution: a line per step, then `#### <the last step's value>`.
+
+    A step (lead, expression, value, unit) reads `<lead> <expression>=<<expression=value>>value <unit>.`
+    """
+    lines = [f"{lead} {expr}=<<{expr}={value}>>{value} {unit}." for lead, expr, value, unit in steps]
+    return "\n".join(lines) + f"\n#### {steps[-1][2]}"
+
+
 def _gift(rng: np.random.Generator) -> tuple[str, str]:
     a, b, name, other, item = _int(rng, 5, 60), _int(rng, 2, 30), _name(rng), _name(rng), str(rng.choice(ITEMS))
     c = _int(rng, 1, a + b - 1)
@@ -44,26 +53,21 @@ def _gift(rng: np.random.Generator) -> tuple[str, str]:
         f"{name} has {a} {item}. {other} gives {name} {b} more. Then {name} gives away {c} of them. "
         f"How many {item} does {name} have now?"
     )
-    answer = (
-        f"After the gift {name} has {a}+{b}=<<{a}+{b}={s}>>{s} {item}.\n"
-        f"After giving {c} away {name} has {s}-{c}=<<{s}-{c}={r}>>{r} {item}.\n#### {r}"
+    return question, _worked(
+        (f"After the gift {name} has", f"{a}+{b}", s, item), (f"After giving {c} away {name} has", f"{s}-{c}", r, item)
     )
-    return question, answer
 
 
 def _change(rng: np.random.Generator) -> tuple[str, str]:
     a, price, name, item = _int(rng, 2, 12), _int(rng, 2, 15), _name(rng), str(rng.choice(ITEMS))
     cost = a * price
     bill = (cost // 10 + 1 + _int(rng, 0, 5)) * 10
-    r = bill - cost
     question = (
         f"{name} buys {a} packs of {item} at ${price} each and pays with ${bill}. How much change does {name} get?"
     )
-    answer = (
-        f"The packs cost {a}*{price}=<<{a}*{price}={cost}>>{cost} dollars.\n"
-        f"The change is {bill}-{cost}=<<{bill}-{cost}={r}>>{r} dollars.\n#### {r}"
+    return question, _worked(
+        ("The packs cost", f"{a}*{price}", cost, "dollars"), ("The change is", f"{bill}-{cost}", bill - cost, "dollars")
     )
-    return question, answer
 
 
 def _share(rng: np.random.Generator) -> tuple[str, str]:
@@ -71,16 +75,13 @@ def _share(rng: np.random.Generator) -> tuple[str, str]:
     total = trays * per_tray
     divisors = [d for d in range(2, 10) if total % d == 0]  # trays itself is one
     k = divisors[int(rng.integers(len(divisors)))]
-    each = total // k
     question = (
         f"{name} packs {trays} boxes with {per_tray} {item} each and shares all of them equally among {k} friends. "
         f"How many {item} does each friend get?"
     )
-    answer = (
-        f"There are {trays}*{per_tray}=<<{trays}*{per_tray}={total}>>{total} {item}.\n"
-        f"Each friend gets {total}/{k}=<<{total}/{k}={each}>>{each} {item}.\n#### {each}"
+    return question, _worked(
+        ("There are", f"{trays}*{per_tray}", total, item), ("Each friend gets", f"{total}/{k}", total // k, item)
     )
-    return question, answer
 
 
 def _week(rng: np.random.Generator) -> tuple[str, str]:
@@ -88,17 +89,15 @@ def _week(rng: np.random.Generator) -> tuple[str, str]:
     t = a * 2
     c = _int(rng, 1, t - 1)
     w = t - c
-    r = a + t + w
     question = (
         f"A shop sells {a} {item} on Monday, twice as many on Tuesday, and {c} fewer on Wednesday than on Tuesday. "
         f"How many {item} does it sell over the three days?"
     )
-    answer = (
-        f"On Tuesday it sells {a}*2=<<{a}*2={t}>>{t} {item}.\n"
-        f"On Wednesday it sells {t}-{c}=<<{t}-{c}={w}>>{w} {item}.\n"
-        f"In all it sells {a}+{t}+{w}=<<{a}+{t}+{w}={r}>>{r} {item}.\n#### {r}"
+    return question, _worked(
+        ("On Tuesday it sells", f"{a}*2", t, item),
+        ("On Wednesday it sells", f"{t}-{c}", w, item),
+        ("In all it sells", f"{a}+{t}+{w}", a + t + w, item),
     )
-    return question, answer
 
 
 def _walk(rng: np.random.Generator) -> tuple[str, str]:
@@ -106,17 +105,15 @@ def _walk(rng: np.random.Generator) -> tuple[str, str]:
     x = a * d
     h = x / 2
     half = f"{h:g}"
-    total = f"{x + h:g}"
     question = (
         f"{name} walks {a} km every day for {d} days, then walks half of that distance once more. "
         f"How many km does {name} walk in all?"
     )
-    answer = (
-        f"In {d} days {name} walks {a}*{d}=<<{a}*{d}={x}>>{x} km.\n"
-        f"Half of that is {x}/2=<<{x}/2={half}>>{half} km.\n"
-        f"In all {name} walks {x}+{half}=<<{x}+{half}={total}>>{total} km.\n#### {total}"
+    return question, _worked(
+        (f"In {d} days {name} walks", f"{a}*{d}", x, "km"),
+        ("Half of that is", f"{x}/2", half, "km"),
+        (f"In all {name} walks", f"{x}+{half}", f"{x + h:g}", "km"),
     )
-    return question, answer
 
 
 TEMPLATES: tuple[Callable[[np.random.Generator], tuple[str, str]], ...] = (_gift, _change, _share, _week, _walk)
@@ -170,27 +167,23 @@ def _paragraphs(kb: KbSearch) -> dict[str, list[str]]:
     return out
 
 
+BRIDGES = (
+    ("born_in", "located_in", "In which country is the city where {} was born?", (0, 1)),
+    ("works_for", "based_in", "In which city is the company that {} works for based?", (1, 1)),
+)
+"""Bridge questions: a person's first relation names an entity whose second relation is the answer,
+with the question's wording and the sentence ids of the two supporting facts."""
+
+
 def _question(kb: KbSearch, rng: np.random.Generator) -> tuple[str, str, str, list[tuple[str, int]]]:
     """Returns (question, answer, type, supporting facts) of one random bridge or comparison question."""
     cap = str.capitalize
     kind = int(rng.integers(3))
     p = kb.people[int(rng.integers(len(kb.people)))]
-    if kind == 0:
-        city = kb.tail[(p, "born_in")]
-        return (
-            f"In which country is the city where {cap(p)} was born?",
-            cap(kb.tail[(city, "located_in")]),
-            "bridge",
-            [(cap(p), 0), (cap(city), 1)],
-        )
-    if kind == 1:
-        company = kb.tail[(p, "works_for")]
-        return (
-            f"In which city is the company that {cap(p)} works for based?",
-            cap(kb.tail[(company, "based_in")]),
-            "bridge",
-            [(cap(p), 1), (cap(company), 1)],
-        )
+    if kind < len(BRIDGES):
+        first, second, wording, (i, j) = BRIDGES[kind]
+        bridge = kb.tail[(p, first)]
+        return wording.format(cap(p)), cap(kb.tail[(bridge, second)]), "bridge", [(cap(p), i), (cap(bridge), j)]
     q = kb.people[int(rng.integers(len(kb.people)))]
     same = kb.tail[(p, "born_in")] == kb.tail[(q, "born_in")]
     return (

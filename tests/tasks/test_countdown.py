@@ -23,7 +23,8 @@ from tasks.base import (
     play,
     simulate,
 )
-from tasks.countdown import ILLEGAL, SALT_POOL, Countdown, CountdownConfig, Instance
+from tasks.countdown import SALT_POOL, Countdown, CountdownConfig, Instance
+from tasks.countdown_rules import ILLEGAL
 
 GARBAGE = ["", "3 +", "a + b", "3 % 4", "plan x act y", "99999999999999999999 + 1", "3+7", "-3 + 7", "03 + 7", "٣ + ٧"]
 
