@@ -23,6 +23,8 @@ TASK_MODULE = '''
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from harness.core.registry import register_method, register_task
 from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig
 
@@ -78,6 +80,9 @@ class Echo:
         ok = verb == "answer" and rest == state.word
         obs = ("correct" if ok else "wrong") if verb == "answer" else INVALID_ACTION
         return Step(EchoState(state.word, state.t + 1, True, ok), obs, True, float(ok))
+
+    def outcomes(self, state, action):
+        return [(1.0, self.step(state, action, np.random.default_rng(0)))]
 
     def legal_actions(self, state):
         return [f"answer {w}" for w in WORDS]
