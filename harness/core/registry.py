@@ -131,7 +131,21 @@ def method_names() -> list[str]:
     return sorted(METHODS)
 
 
+TASK_METHODS = (
+    "splits", "sample_instance", "reset", "prompt", "describe", "thought", "step", "outcomes",
+    "legal_actions", "expert", "q_star", "items", "required", "vocabulary",
+)  # fmt: skip
+"""The methods of the Task protocol (tasks/base.py; a test keeps the two lists equal). The engine calls
+each, so a task of a plugin that lacks one is refused when it is built, not midway through a command."""
+
+
 def make_task(name: str, knobs: dict[str, Any] | None = None):
-    """Returns the task `name` built with `knobs` (validated; HarnessError names a bad one)."""
+    """Returns the task `name` built with `knobs` (validated; HarnessError names a bad knob or a missing method)."""
     cls = task_class(name)
+    missing = [m for m in TASK_METHODS if not callable(getattr(cls, m, None))]
+    if missing:
+        raise HarnessError(
+            f"task {name} ({cls.__module__}.{cls.__qualname__}) lacks {', '.join(missing)}: "
+            "a task implements every method of the Task protocol in tasks/base.py"
+        )
     return cls(cls.Config.from_knobs(name, knobs))

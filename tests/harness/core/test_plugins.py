@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.registry import ENTRY_POINT_GROUP, PLUGIN_PACKAGES
+from harness.core.errors import HarnessError
+from harness.core.registry import ENTRY_POINT_GROUP, PLUGIN_PACKAGES, TASK_METHODS, make_task
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
@@ -187,3 +188,28 @@ def test_an_include_path_folder_registers_its_modules(tmp_path: Path) -> None:
     )
     missing = harness("--include-path", str(tmp_path / "nope"), "tasks", "list", "--profile", "smoke", cwd=tmp_path)
     assert missing.returncode == 2 and "is not a folder" in missing.stderr
+
+
+def test_the_engine_knows_every_method_of_the_task_protocol() -> None:
+    from tasks.base import Task
+
+    protocol = [name for name, value in vars(Task).items() if callable(value) and not name.startswith("_")]
+    assert sorted(protocol) == sorted(TASK_METHODS)
+
+
+def test_a_task_without_a_protocol_method_is_refused_in_one_line(monkeypatch) -> None:
+    from harness.core import registry
+    from tasks.base import TaskConfig
+
+    class Partial:
+        Config = TaskConfig
+
+        def __init__(self, config) -> None:
+            self.config = config
+
+    for method in TASK_METHODS:
+        if method != "outcomes":
+            setattr(Partial, method, lambda self, *args: None)
+    monkeypatch.setitem(registry.TASKS, "partial-echo", Partial)
+    with pytest.raises(HarnessError, match=r"^task partial-echo \(.*Partial\) lacks outcomes: a task implements"):
+        make_task("partial-echo")
