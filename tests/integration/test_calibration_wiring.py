@@ -58,9 +58,7 @@ def always_certain(task_name: str, folder: Path) -> Path:
     assert 0.9 < written.count("1.0") / len(written) < 1.0
     tokenizer = build_tokenizer(suite_vocabulary(profile))
     model = build_tiny_model(ModelConfig(64, 2, 2, 128, 512), tokenizer, 0)
-    settings = settings_for(
-        "sft", {"tokens": SFT_TOKENS, "lr": 0.003, "batch_size": 8, "save_every": 100_000}, "sft"
-    )
+    settings = settings_for("sft", {"tokens": SFT_TOKENS, "lr": 0.003, "batch_size": 8, "save_every": 100_000}, "sft")
     train_sft(model, tokenizer, rows_dataset(rows), settings, False, folder / "sft", 0, "mechanism sft")
     model.save_pretrained(folder / "model")
     tokenizer.save_pretrained(folder / "model")
