@@ -29,7 +29,7 @@ from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.traces import ForesightBlock, ParseError
 from harness.training import distributed
 from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids, p_value_mask
-from harness.training.rewards import calibration_reward, fidelity_reward, success_reward
+from harness.training.rewards import calibration_reward, fidelity_reward, scored_turns, success_reward
 from harness.training.sft import (
     JsonlLog,
     StageProgress,
@@ -279,7 +279,9 @@ def make_rollout_func(
             "completion_ids": [e.completion_ids for e in episodes],
             "logprobs": [e.logprobs for e in episodes],
             "env_mask": [
-                p_value_mask(e.completion_ids, e.env_mask, marker, values) if settings.p_only else e.env_mask
+                p_value_mask(e.completion_ids, e.env_mask, marker, values, scored_turns(e))
+                if settings.p_only
+                else e.env_mask
                 for e in episodes
             ],
             **rewards,

@@ -21,6 +21,7 @@ It needs a tokenizer in which `p` and each value are one token (the tiny models'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -53,14 +54,28 @@ def p_token_ids(tokenizer: Any) -> tuple[int, tuple[int, ...]]:
     return found
 
 
-def p_value_mask(completion_ids: list[int], env_mask: list[int], marker: int, values: tuple[int, ...]) -> list[int]:
+def p_value_mask(
+    completion_ids: list[int],
+    env_mask: list[int],
+    marker: int,
+    values: tuple[int, ...],
+    scored: Sequence[bool] | None = None,
+) -> list[int]:
     """Returns a loss mask that keeps the p value tokens alone: 1 where the model wrote a value right after
-    the marker `p` it also wrote, 0 everywhere else (the grpo setting `p_only`)."""
+    the marker `p` it also wrote, 0 everywhere else (the grpo setting `p_only`).
+
+    `scored` says, per turn (the runs of written tokens, in order), whether the reward reads that turn's p:
+    the calibration reward scores a turn whose block does not parse 0 whatever it wrote after `p`, so a
+    value there has no credit of its own and is masked out too.
+    """
     allowed = set(values)
-    return [
-        int(j > 0 and bool(written) and bool(env_mask[j - 1]) and completion_ids[j - 1] == marker and token in allowed)
-        for j, (token, written) in enumerate(zip(completion_ids, env_mask, strict=True))
-    ]
+    mask, turn = [], -1
+    for j, (token, written) in enumerate(zip(completion_ids, env_mask, strict=True)):
+        turn += int(bool(written) and (j == 0 or not env_mask[j - 1]))
+        after_marker = j > 0 and bool(env_mask[j - 1]) and completion_ids[j - 1] == marker
+        keep = bool(written) and after_marker and token in allowed
+        mask.append(int(keep and (scored is None or (turn < len(scored) and bool(scored[turn])))))
+    return mask
 
 
 def tempered_logps(

@@ -53,6 +53,11 @@ def success_reward(episode: AgentEpisode) -> float:
     return 1.0 if episode.success else 0.0
 
 
+def scored_turns(episode: AgentEpisode) -> list[bool]:
+    """Returns, per turn, whether the calibration reward reads its p: whether its foresight block parsed."""
+    return [isinstance(t.parsed, ForesightBlock) for t in episode.turns]
+
+
 def calibration_reward(episode: AgentEpisode) -> float:
     """Returns the mean over turns of 1 - (p - outcome)^2 (0 for a turn without a block)."""
     if not episode.turns:

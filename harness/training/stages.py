@@ -85,8 +85,9 @@ class GrpoSettings:
     )
     p_only: bool = doc(
         False,
-        "the loss reaches the p value tokens alone (every other written token's mask 0): the reward's credit then"
-        " cannot train the actions to fit p (the mechanism check, docs/calibration.md); needs one-token p values",
+        "the loss reaches the p value tokens the calibration reward scores alone (those of turns whose block"
+        " parsed; every other written token's mask 0): the reward's credit then cannot train the actions to fit p"
+        " (the mechanism check, docs/calibration.md); needs one-token p values",
     )
     heldout_like_share: float = doc(
         0.0,
@@ -141,9 +142,16 @@ ADDED_SETTINGS = {
 is left out of the stage hash, so checkpoints trained before it existed keep their keys."""
 
 
+P_ONLY_MASK = "scored-turns"
+"""What `p_only` keeps, in the hash in place of True: the p of turns whose block parsed (session 11; the
+first version kept every p value written), so a stage trained under the first mask is never reused."""
+
+
 def hashed_settings(settings: SftSettings | GrpoSettings) -> dict[str, Any]:
     """Returns the settings that go into a stage's hash: all but ADDED_SETTINGS at their old behaviour."""
     values = as_dict(settings)
+    if values.get("p_only"):
+        values["p_only"] = P_ONLY_MASK
     return {k: v for k, v in values.items() if not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])}
 
 

@@ -3,24 +3,28 @@
 Start: the default profile's FE-SFT checkpoint (foresight-no-rl: WM-AMT, then FE-SFT on D_look whose p
 targets come from the reference policy, with p smoothing), seed 0, trained here; set
 HARNESS_MECHANISM_CACHE to a stage cache that holds it (e.g. results/cache after `make reproduce`) to
-skip that. Its p is explorable (1-2 bits at the first turn) and miscalibrated where it plays: on each
-task's held-out-like prompts (harness/data/rl_pool.py) it fails most episodes but writes p around 0.5,
-and on kb-search's train prompts it succeeds in ~95% but also writes ~0.65.
+skip that. Its p is explorable (1-2 bits at the first turn) and miscalibrated where it plays: on
+graph-nav's and kb-search's held-out-like prompts (harness/data/rl_pool.py) it fails ~90% of its
+episodes but writes p around 0.5-0.7, and on kb-search's train prompts it succeeds in ~95% but
+writes ~0.65. countdown's held-out-like prompts it solves about a third of the time: the pool that
+asks its p to move down is the held-out-like instances the start failed in all K probe episodes
+(seed 3; the measurement plays seed 7), as the other tasks' held-out-like pools mostly are.
 
-RL: the real fc-rl stage with the success and fidelity weights 0, `lambda_cal` 1 and `p_only`, on one
-pool of prompts. `p_only` lets the loss reach the p value tokens alone. Without it the calibration
-reward can be earned by the actions: an episode that fails scores 1 - p^2, so with p below 0.5 the
-actions learn to fail (measured, docs/calibration.md: kb-search success 0.64 -> 0.21 in 80 steps at
-lr 1e-3 while p barely moved). The check is about p, so the actions are held out of the loss.
+RL: the real fc-rl stage with the success and fidelity weights 0, `lambda_cal` 1, `p_only` and
+`p_temperature` 3, on one pool of prompts. `p_only` lets the loss reach the p value tokens the reward
+scores alone. Without it the calibration reward can be earned by the actions: an episode that fails
+scores 1 - p^2, so with p below 0.5 the actions learn to fail (measured, docs/calibration.md:
+kb-search success 0.64 -> 0.21 in 80 steps at lr 1e-3 while p barely moved). `p_temperature` lets
+the rollouts sample p values the start gives little mass: countdown's start puts none below 0.4.
 
 Measured on frozen actions: the start model plays K episodes of each pool instance (temperature 1,
-as RL samples); at every turn's p the expected p of the start and of the trained model are read from
-the same tokens; the outcome is the episode's success. Passes when the gap mean p - mean outcome
-shrinks by MARGIN and the Brier score falls; the measure reads p alone, so a drift of the actions cannot
-pass it, and kb-search's two pools ask p to move in opposite directions, which a model that merely
-broke would not do. The actions are out of the loss but share the weights, so they do drift: the
-trained model's own success on the pool is printed, not asserted (measured: kb-search's train prompts
-0.95 -> 0.57, held-out-like 0.08 -> 0.04, graph-nav's 0.11 -> 0.14; docs/calibration.md).
+as RL samples); at every p the reward scores (turns whose block parsed) the expected p of the start
+and of the trained model are read from the same tokens; the outcome is the episode's success. Passes
+when the gap mean p - mean outcome shrinks by MARGIN and the Brier score falls; the measure reads p
+alone, so a drift of the actions cannot pass it, and kb-search's two pools ask p to move in opposite
+directions, which a model that merely broke would not do. The actions are out of the loss but share
+the weights, so they do drift: the trained model's own success on the pool is printed, not asserted
+(measured: kb-search's train prompts 0.95 -> 0.61, its held-out-like 0.08 -> 0.01; docs/calibration.md).
 Control: with `lambda_cal` 0 every reward is 0 and the weights do not change at all.
 """
 
@@ -42,16 +46,18 @@ from harness.data.rl_pool import rl_pool
 from harness.training.grpo import train_grpo
 from harness.training.models import stop_token_ids
 from harness.training.p_sampling import p_token_ids, p_value_mask
+from harness.training.rewards import scored_turns
 from harness.training.stages import settings_for
 from harness.training.train import load_checkpoint, method_and_task, train_method
 
 pytestmark = pytest.mark.heavy
-STEPS = 60
+STEPS = 150
 K = 4
 """Frozen episodes per pool instance."""
 MARGIN = 0.05
 GRPO = {"prompts_per_step": 4, "num_generations": 8, "lr": 1e-4, "beta": 0.0, "temperature": 1.0, "max_turn_tokens": 40,
-        "lambda_success": 0.0, "lambda_fid": 0.0, "p_only": True, "save_every": 100_000}  # fmt: skip
+        "lambda_success": 0.0, "lambda_fid": 0.0, "p_only": True, "p_temperature": 3.0,
+        "save_every": 100_000}  # fmt: skip
 VALUES = torch.tensor([float(w) for w in P_WORDS], dtype=torch.float64)
 
 
@@ -65,9 +71,10 @@ def start_checkpoint(task_name: str, tmp_path: Path):
 
 @torch.no_grad()
 def expected_ps(model, tokenizer, episode: AgentEpisode) -> list[float]:
-    """Returns the model's expected p (over the values 0.0 ... 1.0) at each p the episode's turns wrote."""
+    """Returns the model's expected p (over the values 0.0 ... 1.0) at each p the reward scored: those of the
+    turns whose block parsed, as the evaluation's metrics read them."""
     marker, values = p_token_ids(tokenizer)
-    mask = p_value_mask(episode.completion_ids, episode.env_mask, marker, values)
+    mask = p_value_mask(episode.completion_ids, episode.env_mask, marker, values, scored_turns(episode))
     at = [len(episode.prompt_ids) + j - 1 for j, keep in enumerate(mask) if keep]  # the logits that chose each value
     if not at:
         return []
@@ -104,13 +111,20 @@ def fc_rl(checkpoint, task, instances, work: Path, steps: int, **settings: float
     return start, model, tokenizer
 
 
-# Not strict, so that a pass shows as XPASS. Measured (docs/calibration.md, session 10): countdown's
-# sampled foresight blocks parse on under half of its turns, a turn that does not parse scores 0, and
-# the reward is then mostly about the format.
-COUNTDOWN = pytest.mark.xfail(
+def failed_by_start(checkpoint, task, instances: list) -> list:
+    """Returns the instances the start model failed in all K of its probe episodes (seed 3, not the measure's 7)."""
+    model, tokenizer = load_checkpoint(checkpoint)
+    probe = play(model, tokenizer, task, instances, seed=3)
+    return [inst for i, inst in enumerate(instances) if not any(e.success for e in probe[i * K : (i + 1) * K])]
+
+
+# Not strict, so that a pass shows as XPASS. Measured (docs/calibration.md, session 11): on countdown's
+# whole held-out-like pool the start solves ~37% of its episodes; the calibration reward sharpens p
+# there (Brier falls) without moving its mean toward the rate.
+MIXED = pytest.mark.xfail(
     strict=False,
-    reason="measured: countdown's sampled turns parse on 0.46-0.54 of its turns (also after 3x the FE-SFT tokens); p "
-    "moved by at most 0.035 in 60 steps (lr 1e-4, 3e-4, temperature 0.5) and 0.007 in 200, mostly away from the rate",
+    reason="measured: on countdown's held-out-like pool (start success 0.37) the Brier score falls (0.279 -> 0.264 in "
+    "150 steps) but mean p moves by at most 0.03 either way (60-150 steps, 4x8, 16x8 and 8x16 episodes a step)",
 )
 
 
@@ -119,17 +133,20 @@ COUNTDOWN = pytest.mark.xfail(
     [
         ("graph-nav", "held-out-like"),
         ("kb-search", "held-out-like"),
-        pytest.param("countdown", "held-out-like", marks=COUNTDOWN),
+        ("countdown", "failed"),
         ("kb-search", "train"),
+        pytest.param("countdown", "held-out-like", marks=MIXED),
     ],  # fmt: skip
 )
 def test_calibration_alone_moves_p_toward_the_success_rate(task_name: str, pool: str, tmp_path: Path) -> None:
     checkpoint = start_checkpoint(task_name, tmp_path)
     _, task = method_and_task("foresight", task_name, load_profile("default"))
     prompts = rl_pool(task, 0, 0.5)
-    instances = list(prompts.heldout_like if pool == "held-out-like" else prompts.train)
+    instances = list(prompts.train if pool == "train" else prompts.heldout_like)
     if pool == "train":  # as many frozen episodes as on the other pools
         instances = [instances[i] for i in np.random.default_rng(0).permutation(len(instances))[:48]]
+    if pool == "failed":  # held-out-like instances the start fails, as most of the other tasks' held-out-like ones
+        instances = failed_by_start(checkpoint, task, instances)
 
     start, unchanged, _ = fc_rl(checkpoint, task, instances, tmp_path / "control", 2, lambda_cal=0.0)
     weights = zip(start.state_dict().values(), unchanged.state_dict().values(), strict=True)

@@ -103,6 +103,10 @@ def test_new_grpo_settings_at_their_old_behaviour_keep_the_stage_hash() -> None:
     zero = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, lambda_success=0.0))
     only = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, p_only=True))
     assert len({stage_hash(s, "in", "data") for s in (spec, hot, zero, only)}) == 4
+    # p_only's first mask (every p value written) hashed as True; the parsed-turns mask must not reuse it.
+    first_mask = {**old, "p_only": True}
+    first = config_hash("stage-v1", FORMAT_VERSION, "grpo", "prompts", "foresight", first_mask, "in", "data")
+    assert stage_hash(only, "in", "data") != first
 
 
 def test_p_only_keeps_the_value_written_after_the_marker_and_nothing_else() -> None:
@@ -113,6 +117,16 @@ def test_p_only_keeps_the_value_written_after_the_marker_and_nothing_else() -> N
     assert p_value_mask(ids, env, marker, values) == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     # A value the world wrote after the model's marker is not the model's estimate.
     assert p_value_mask([9, 21], [1, 0], marker, values) == [0, 0]
+
+
+def test_p_only_leaves_out_the_p_of_a_turn_the_reward_does_not_score() -> None:
+    marker, values = 9, (20, 21, 22)
+    # turn 0: think p 0.1 act | obs | turn 1 (does not parse): p 0.2 p 0.0 | obs | turn 2: p 0.2
+    ids = [3, 9, 21, 6, 1, 9, 22, 9, 20, 1, 2, 9, 22]
+    env = [1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1]
+    assert p_value_mask(ids, env, marker, values) == [0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1]
+    assert p_value_mask(ids, env, marker, values, [True, False, True]) == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert p_value_mask(ids, env, marker, values, [False, True, False]) == [0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0]
 
 
 def test_bad_p_temperature_and_tokenizers_fail_in_one_line() -> None:

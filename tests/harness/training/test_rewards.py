@@ -8,7 +8,13 @@ import pytest
 from harness.agent import AgentEpisode, Turn
 from harness.core.registry import make_task
 from harness.core.traces import ForesightBlock, ParseError
-from harness.training.rewards import actual_observations, calibration_reward, fidelity_reward, success_reward
+from harness.training.rewards import (
+    actual_observations,
+    calibration_reward,
+    fidelity_reward,
+    scored_turns,
+    success_reward,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +63,7 @@ def test_calibration_and_fidelity_by_hand(kb) -> None:
     assert success_reward(episode) == 1.0
     # calibration: mean(1 - 0.3^2, 1 - 0^2, 0) = (0.91 + 1 + 0) / 3
     assert calibration_reward(episode) == pytest.approx((0.91 + 1.0 + 0.0) / 3)
+    assert scored_turns(episode) == [True, True, False]  # the p tokens `p_only` trains
     # fidelity: mean(2/2, 1/2, 0) = 0.5; turn 1's second step is "correct", predicted "wrong"
     assert fidelity_reward(kb, episode, np.random.default_rng(1)) == pytest.approx(0.5)
 
