@@ -128,22 +128,23 @@ MIXED = pytest.mark.xfail(
 )
 
 
-def pool_instances(checkpoint, task, pool: str) -> list:
-    """Returns one pool's instances: held-out-like, train (48 of them) or failed (held-out-like, the start fails)."""
+def pool_case(task_name: str, pool: str, tmp_path: Path) -> tuple:
+    """Returns the start checkpoint, the task and the instances of one pool: held-out-like, train (48 of
+    them) or failed (the held-out-like ones the start fails)."""
+    checkpoint = start_checkpoint(task_name, tmp_path)
+    _, task = method_and_task("foresight", task_name, load_profile("default"))
     prompts = rl_pool(task, 0, 0.5)
     instances = list(prompts.train if pool == "train" else prompts.heldout_like)
     if pool == "train":  # as many frozen episodes as on the other pools
         instances = [instances[i] for i in np.random.default_rng(0).permutation(len(instances))[:48]]
     if pool == "failed":  # held-out-like instances the start fails, as most of the other tasks' held-out-like ones
         instances = failed_by_start(checkpoint, task, instances)
-    return instances
+    return checkpoint, task, instances
 
 
-def gaps_after_rl(task_name: str, pool: str, tmp_path: Path, **weights: float) -> tuple[dict, dict]:
+def gaps_after_rl(case: tuple, label: str, tmp_path: Path, **weights: float) -> tuple[dict, dict]:
     """Returns the calibration of the start and of the model after STEPS of fc-rl with `weights`, on frozen episodes."""
-    checkpoint = start_checkpoint(task_name, tmp_path)
-    _, task = method_and_task("foresight", task_name, load_profile("default"))
-    instances = pool_instances(checkpoint, task, pool)
+    checkpoint, task, instances = case
     start, trained, tokenizer = fc_rl(checkpoint, task, instances, tmp_path / "rl", STEPS, **weights)
     frozen = play(start, tokenizer, task, instances, seed=7)
     before, after = calibration(start, tokenizer, frozen), calibration(trained, tokenizer, frozen)
@@ -151,7 +152,7 @@ def gaps_after_rl(task_name: str, pool: str, tmp_path: Path, **weights: float) -
     success = (float(np.mean([e.success for e in frozen])), float(np.mean([e.success for e in own])))
     log = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
     measured = {"weights": weights, "before": before, "after": after, "success": success}
-    print(f"{task_name} on {pool} prompts: {json.dumps(measured)}")
+    print(f"{label} prompts: {json.dumps(measured)}")
     assert len([r for r in log if "train/success" in r]) == STEPS
     return before, after
 
@@ -167,15 +168,14 @@ def gaps_after_rl(task_name: str, pool: str, tmp_path: Path, **weights: float) -
     ],  # fmt: skip
 )
 def test_calibration_alone_moves_p_toward_the_success_rate(task_name: str, pool: str, tmp_path: Path) -> None:
-    checkpoint = start_checkpoint(task_name, tmp_path)
-    _, task = method_and_task("foresight", task_name, load_profile("default"))
-    instances = pool_instances(checkpoint, task, pool)
+    case = pool_case(task_name, pool, tmp_path)
+    checkpoint, task, instances = case
     start, unchanged, _ = fc_rl(checkpoint, task, instances, tmp_path / "control", 2, lambda_cal=0.0)
     weights = zip(start.state_dict().values(), unchanged.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in weights), "zero rewards changed the weights"
     shutil.rmtree(tmp_path / "control")
 
-    before, after = gaps_after_rl(task_name, pool, tmp_path, lambda_cal=1.0)
+    before, after = gaps_after_rl(case, f"{task_name} on {pool}", tmp_path, lambda_cal=1.0)
     gap_before, gap_after = before["p"] - before["outcome"], after["p"] - after["outcome"]
     assert abs(gap_before) > 2 * MARGIN, before  # the start is miscalibrated here: there is something to learn
     assert abs(gap_after) <= abs(gap_before) - MARGIN, (before, after)
@@ -186,6 +186,7 @@ def test_calibration_alone_moves_p_toward_the_success_rate(task_name: str, pool:
 def test_the_success_reward_alone_does_not_calibrate_p(pool: str, tmp_path: Path) -> None:
     """The control: the same run with the success reward in place of the calibration reward (measured on
     kb-search, session 11: p 0.687 -> 0.781 where the agent succeeds 8%, 0.651 -> 0.620 where it succeeds 97%)."""
-    before, after = gaps_after_rl("kb-search", pool, tmp_path, lambda_cal=0.0, lambda_success=1.0)
+    case = pool_case("kb-search", pool, tmp_path)
+    before, after = gaps_after_rl(case, f"kb-search on {pool}", tmp_path, lambda_cal=0.0, lambda_success=1.0)
     gap_before, gap_after = before["p"] - before["outcome"], after["p"] - after["outcome"]
     assert abs(gap_after) > abs(gap_before) - MARGIN, (before, after)
