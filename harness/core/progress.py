@@ -242,11 +242,11 @@ class QueueReporter(Reporter):
         self._done = 0
         self._tokens: int | None = None
         self._value = ""
-        self._sent = 0.0
+        self._sent: float | None = None  # never sent: the first advance goes at once
         self._unsent = False
 
     def start_stage(self, label: str, total: int, done: int = 0, worker: str = "") -> None:
-        self._done, self._tokens, self._value, self._sent, self._unsent = done, None, "", 0.0, False
+        self._done, self._tokens, self._value, self._sent, self._unsent = done, None, "", None, False
         self.queue.put(("start_stage", {"label": label, "total": total, "done": done, "worker": self.worker}))
 
     def advance_stage(
@@ -256,7 +256,9 @@ class QueueReporter(Reporter):
         self._tokens = tokens if tokens is not None else self._tokens
         self._value = value or self._value
         self._unsent = True
-        if time.monotonic() - self._sent >= self.interval:
+        # Not `monotonic() - 0.0`: the monotonic clock starts near 0 at boot, so on a machine up for less
+        # than `interval` the first advance would wait.
+        if self._sent is None or time.monotonic() - self._sent >= self.interval:
             self._send()
 
     def _send(self) -> None:

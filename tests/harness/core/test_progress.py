@@ -106,6 +106,20 @@ def test_a_throttled_worker_merges_advances_and_sends_the_last_before_the_end() 
     assert [events.get_nowait()[0] for _ in range(events.qsize())] == ["start_stage", "end_stage"]
 
 
+def test_the_first_advance_goes_at_once_on_a_machine_booted_moments_ago(monkeypatch) -> None:
+    """time.monotonic() counts from boot: 2 s after it, an interval of an hour must not hold the first advance
+    (it did, and the test above failed on a fresh machine, while it passed on one up for over an hour)."""
+    monkeypatch.setattr(progress.time, "monotonic", lambda: 2.0)
+    events: queue.Queue = queue.Queue()
+    worker = progress.QueueReporter(events, "1", interval=3600)
+    worker.start_stage("graph-nav seed0 sft", 5)
+    worker.advance_stage(1, 10, "loss 2.0")
+    worker.advance_stage(2, 20, "loss 1.5")
+    sent = [events.get_nowait() for _ in range(events.qsize())]
+    assert sent[1] == ("advance_stage", {"done": 1, "tokens": 10, "value": "loss 2.0", "worker": "1"})
+    assert len(sent) == 2  # the second, 0 s later, waits for the end
+
+
 def test_a_session_is_active_for_its_duration_only() -> None:
     before = progress.active()
     lines: list[str] = []
