@@ -52,14 +52,15 @@ test-heavy: $(STAMP) chromium
 	$(BIN)/pytest -q -m heavy || [ $$? -eq 5 ]  # 5: no test is marked heavy
 
 # The browser tests drive Debian's chromium (through Playwright's executable_path); installed here
-# when missing. Where it cannot be installed (no root, no apt) those tests skip and say why.
+# when missing. Where it cannot be installed (no root, no apt), `make test-heavy` skips those tests and
+# says why; `make test-browser` (and CI) fails instead, so that it never passes with no test run.
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
-		|| echo "chromium could not be installed: the browser tests will skip"
+		|| echo "chromium could not be installed: the browser tests will skip (make test-browser fails)"
 
 # The headless-Chromium tests of `harness view` alone (on a hand-made store, nothing trains): CI runs them.
 test-browser: $(STAMP) chromium
-	$(BIN)/pytest -q -m heavy tests/integration/test_view_browser.py
+	HARNESS_REQUIRE_BROWSER=1 $(BIN)/pytest -q -m heavy tests/integration/test_view_browser.py
 
 # The 2-process accelerate (gloo, CPU) tests of issue 17: sft/wm-amt against one process at the whole
 # batch, grpo's prompt slots, env_mask and rewards per process, a SIGKILLed grpo resuming, LoRA on

@@ -7,6 +7,14 @@ import shutil
 import subprocess
 
 CANDIDATES = ("chromium", "chromium-browser")
+REQUIRE = "HARNESS_REQUIRE_BROWSER"
+"""Set to 1 (as `make test-browser` and CI do), a missing Chromium fails the browser tests instead of skipping them."""
+
+
+def browser_required(environ: dict[str, str] | None = None) -> bool:
+    """Returns whether a missing Chromium must fail the browser tests: under CI or HARNESS_REQUIRE_BROWSER=1."""
+    environ = os.environ if environ is None else environ
+    return environ.get(REQUIRE, "") == "1" or environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def find_chromium() -> str | None:

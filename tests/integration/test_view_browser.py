@@ -16,7 +16,7 @@ import pytest
 
 from harness.core.config import load_profile
 from harness.evaluation.evaluate import evaluate_run
-from tests.browser import chromium_or_reason
+from tests.browser import REQUIRE, browser_required, chromium_or_reason
 from tests.cli_processes import harness
 
 pytestmark = pytest.mark.heavy
@@ -26,9 +26,12 @@ SCRIPT = "<script>window.__pwned = 1</script>"
 
 @pytest.fixture(scope="module")
 def browser():
-    """Yields a headless Chromium page factory; skips with the reason when no Chromium can be had."""
+    """Yields a headless Chromium page factory; without Chromium, fails under CI (a skip there would pass
+    `make test-browser` with no test run) and skips with the reason elsewhere."""
     path, reason = chromium_or_reason()
     if path is None:
+        if browser_required():
+            pytest.fail(f"browser tests need Chromium ({REQUIRE}=1 or CI is set): {reason}")
         pytest.skip(f"browser tests need Chromium: {reason}")
     from playwright.sync_api import sync_playwright
 
