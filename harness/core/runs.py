@@ -96,6 +96,21 @@ def is_complete(path: Path) -> bool:
     return (path / "metrics.json").is_file()
 
 
+def stale_reason(path: Path, key: str) -> str | None:
+    """Returns why a complete run does not belong to the config whose run key is `key`, or None when it does.
+
+    metrics.json existing says the run finished, not under which config: after a profile edit the
+    old run is still complete. Its manifest's `run_key` names what it was made from.
+    """
+    try:
+        recorded = json.loads((path / "manifest.json").read_text()).get("run_key")
+    except (OSError, ValueError, AttributeError):
+        return "its manifest.json is unreadable"
+    if recorded is None:
+        return "its manifest records no run key (made by an older harness)"
+    return None if recorded == key else f"it was made under another config (run key {recorded}, now {key})"
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Returns the records of an episodes.jsonl; HarnessError names the file and line of a bad one."""
     records = []

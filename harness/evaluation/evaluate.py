@@ -26,7 +26,7 @@ from harness.core import faults, progress
 from harness.core.config import Profile, as_dict, build_dataclass, config_hash, doc
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task
-from harness.core.runs import git_commit, run_dir, run_lock, versions, write_run
+from harness.core.runs import git_commit, is_complete, run_dir, run_lock, stale_reason, versions, write_run
 from harness.core.traces import ForesightBlock
 from harness.data.recipes import expert_episodes, expert_shown, react_row
 from harness.data.reference import reference_policy
@@ -35,7 +35,7 @@ from harness.evaluation.estimates import first_p_belief
 from harness.evaluation.scoring import episode_record, run_metrics
 from harness.training import distributed
 from harness.training.models import stop_token_ids
-from harness.training.train import load_checkpoint, method_and_task, train_method
+from harness.training.train import data_hash, initial_key, load_checkpoint, method_and_task, stage_chain, train_method
 from tasks.base import Task, play
 
 SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
@@ -123,6 +123,43 @@ def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> fl
     return sum(solved) / max(1, len(instances))
 
 
+def eval_settings(profile: Profile) -> EvalSettings:
+    """Returns the profile's evaluation settings; HarnessError for a bad key or split."""
+    settings = build_dataclass(EvalSettings, profile.eval, "eval")
+    if settings.split not in ("test", "dev"):
+        raise HarnessError(f"eval.split must be test or dev, got {settings.split!r}")
+    return settings
+
+
+def run_key(method_name: str, task_name: str, profile: Profile, seed: int) -> str:
+    """Returns the hash of everything a run's files depend on besides the code: its stage chain, data, eval settings.
+
+    Not the whole profile's hash: another seed list, another method or a stage this method does not use
+    leaves the run as it is.
+    """
+    method, task = method_and_task(method_name, task_name, profile)
+    return config_hash(
+        "run-v1",
+        method_name,
+        task_name,
+        seed,
+        initial_key(profile, seed),
+        stage_chain(method_name, task_name, profile, seed),
+        data_hash(task, profile, seed),
+        as_dict(eval_settings(profile)),
+        method.fmt,
+        method.few_shot,
+    )
+
+
+def run_to_make(method_name: str, task_name: str, profile: Profile, seed: int, runs: Path) -> str | None:
+    """Returns why a run must be made ("missing", or why the one in `runs` is stale), or None when it is current."""
+    path = run_dir(runs, profile.name, task_name, method_name, seed)
+    if not is_complete(path):
+        return "missing"
+    return stale_reason(path, run_key(method_name, task_name, profile, seed))
+
+
 def evaluate_run(
     method_name: str, task_name: str, profile: Profile, seed: int, cache: Path, runs: Path
 ) -> tuple[Path, dict[str, Any]]:
@@ -130,9 +167,7 @@ def evaluate_run(
 
     The run's lock is held throughout: a second process evaluating the same run exits 2 at once.
     """
-    settings = build_dataclass(EvalSettings, profile.eval, "eval")
-    if settings.split not in ("test", "dev"):
-        raise HarnessError(f"eval.split must be test or dev, got {settings.split!r}")
+    settings = eval_settings(profile)
     method_and_task(method_name, task_name, profile)  # bad names fail before the run's folder is made
     path = run_dir(runs, profile.name, task_name, method_name, seed)
     with run_lock(path):
@@ -184,6 +219,7 @@ def _evaluate(
     manifest = {
         "profile": as_dict(profile),
         "config_hash": config_hash(profile),
+        "run_key": run_key(method_name, task_name, profile, seed),
         "method": method_name,
         "task": task_name,
         "seed": seed,

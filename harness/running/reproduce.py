@@ -23,6 +23,7 @@ from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.core.runs import dumps, is_complete, read_run, run_dir
 from harness.core.store import atomic_write_text
+from harness.evaluation.evaluate import run_to_make
 from harness.reporting.report import Cost, claim_tests, evidence, write_report
 from harness.reporting.sweeps import budget_section_for
 from harness.running.workers import Item, execute
@@ -103,6 +104,15 @@ def chain_cost(profile: Profile, chain: list[Item]) -> int:
     return cost
 
 
+def must_make(profile: Profile, item: Item, runs: Path, echo: Callable[[str], None]) -> bool:
+    """Returns whether a run of the plan must be made: missing, or made under another config (said in one line)."""
+    method, task, seed = item
+    why = run_to_make(method, task, profile, seed, runs)
+    if why not in (None, "missing"):
+        echo(f"redoing {method} on {task} seed {seed}: {why}")
+    return why is not None
+
+
 def run_missing(
     profile: Profile,
     runs: Path,
@@ -113,17 +123,14 @@ def run_missing(
     backend: str = "local",
     address: str | None = None,
 ) -> int:
-    """Trains and evaluates every missing run of the plan; returns how many it ran.
+    """Trains and evaluates every missing or stale run of the plan; returns how many it ran.
 
     With `jobs` > 1 (or the ray backend) the runs are cut into chains that share no stage, and the
     workers (spawned once, at `threads` torch threads each, default the cores shared out; or Ray
     tasks asking for that many CPUs) take the chains, the costliest first, so the workers end
     together. A run's numbers depend on its thread count, not on the jobs or the backend.
     """
-    groups = [
-        [item for item in g if not is_complete(run_dir(runs, profile.name, item[1], item[0], item[2]))]
-        for g in plan(profile)
-    ]
+    groups = [[item for item in g if must_make(profile, item, runs, echo)] for g in plan(profile)]
     groups = [g for g in groups if g]
     if not groups:
         return 0

@@ -35,8 +35,7 @@ import yaml
 from harness.core.config import Profile, as_dict, build_dataclass, check_profile, config_hash
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task, method_factory
-from harness.core.runs import is_complete, run_dir
-from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS
+from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, must_make
 from harness.running.workers import Unit, execute
 from harness.training.stages import GrpoSettings, stage_hash
 from harness.training.train import data_hash, initial_checkpoint
@@ -204,8 +203,10 @@ def _cost(chain: Sequence[Unit]) -> int:
     return cost
 
 
-def sweep_work(found: Sequence[Point], runs: Path, cache: Path) -> list[list[Unit]]:
-    """Returns the missing runs of every point as chains that share no stage, the costliest first.
+def sweep_work(
+    found: Sequence[Point], runs: Path, cache: Path, echo: Callable[[str], None] = lambda _: None
+) -> list[list[Unit]]:
+    """Returns the missing or stale runs of every point as chains that share no stage, the costliest first.
 
     Runs whose first stage has the same cache key, in whichever point, form one chain: a stage the
     points share is then trained once, by one worker, and no other worker waits for it.
@@ -216,7 +217,7 @@ def sweep_work(found: Sequence[Point], runs: Path, cache: Path) -> list[list[Uni
         for seed in prof.seeds:
             for task in prof.tasks:
                 for method in prof.methods:
-                    if is_complete(run_dir(runs, prof.name, task, method, seed)):
+                    if not must_make(prof, (method, task, seed), runs, echo):
                         continue
                     unit: Unit = (prof, (method, task, seed))
                     key = _first_stage_key(unit, cache) or (prof.name, method, task, seed)
@@ -235,5 +236,5 @@ def run_sweep(
     address: str | None = None,
 ) -> int:
     """Trains and evaluates every missing run of the points; returns how many it ran (a rerun resumes)."""
-    work = sweep_work(found, runs, cache)
+    work = sweep_work(found, runs, cache, echo)
     return execute(work, runs, cache, jobs, threads, echo, backend, address) if work else 0

@@ -92,25 +92,36 @@ def data_hash(task: Task, profile: Profile, seed: int) -> str:
     return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed, *extra)
 
 
-def initial_checkpoint(profile: Profile, seed: int, cache: Path) -> Checkpoint:
-    """Returns the starting checkpoint: `model.path` as given, or the tiny model built for `seed`."""
+def initial_key(profile: Profile, seed: int) -> str:
+    """Returns the hash of the starting checkpoint, building nothing: `model.path`'s files, or the tiny model's spec."""
     if profile.model.path:
         path = Path(profile.model.path)
-        load_model(path)  # fails early, with a one-line error, on a path that is no causal LM
+        if not path.exists():
+            raise HarnessError(f"model.path {path} does not exist")
         files = sorted((p.name, p.stat().st_size) for p in ([path] if path.is_file() else path.iterdir()))
-        return Checkpoint(config_hash("external-v1", str(path.resolve()), files), path)
-    vocab = suite_vocabulary(profile)
+        return config_hash("external-v1", str(path.resolve()), files)
     spec = profile.model
-    key = config_hash(
+    return config_hash(
         "tiny-v1",
         spec.hidden_size,
         spec.n_layers,
         spec.n_heads,
         spec.intermediate_size,
         spec.max_positions,
-        vocab,
+        suite_vocabulary(profile),
         seed,
     )
+
+
+def initial_checkpoint(profile: Profile, seed: int, cache: Path) -> Checkpoint:
+    """Returns the starting checkpoint: `model.path` as given, or the tiny model built for `seed`."""
+    if profile.model.path:
+        path = Path(profile.model.path)
+        load_model(path)  # fails early, with a one-line error, on a path that is no causal LM
+        return Checkpoint(initial_key(profile, seed), path)
+    vocab = suite_vocabulary(profile)
+    spec = profile.model
+    key = initial_key(profile, seed)
     target = cache / key
     if stage_status(target) == "complete":
         return Checkpoint(key, target)
@@ -332,6 +343,17 @@ def method_and_task(method_name: str, task_name: str, profile: Profile) -> tuple
     return method, make_task(task_name, profile.task_knobs(task_name))
 
 
+def stage_chain(method_name: str, task_name: str, profile: Profile, seed: int) -> list[str]:
+    """Returns the cache keys of a method's stages in order, training and building nothing."""
+    method, task = method_and_task(method_name, task_name, profile)
+    key, data = initial_key(profile, seed), data_hash(task, profile, seed)
+    keys = []
+    for spec in method.stages:
+        key = stage_hash(spec, key, data)
+        keys.append(key)
+    return keys
+
+
 def trained_checkpoint(
     method_name: str, task_name: str, profile: Profile, seed: int, cache: Path = Path("results/cache")
 ) -> Checkpoint:
@@ -340,11 +362,10 @@ def trained_checkpoint(
     Follows the same chain of stage hashes as `train_method`; a stage that is not complete in the
     cache is a HarnessError that says which one and how to train it.
     """
-    method, task = method_and_task(method_name, task_name, profile)
+    method, _ = method_and_task(method_name, task_name, profile)
     checkpoint = initial_checkpoint(profile, seed, cache)
     lora = profile.model.lora and bool(profile.model.path)
-    for spec in method.stages:
-        key = stage_hash(spec, checkpoint.hash, data_hash(task, profile, seed))
+    for spec, key in zip(method.stages, stage_chain(method_name, task_name, profile, seed)):
         if stage_status(cache / key) != "complete":
             raise HarnessError(
                 f"{method_name} on {task_name} seed {seed} (profile {profile.name}) is not trained in {cache}: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -75,6 +76,36 @@ def test_reproduce_then_verify_a_fresh_reproduction(monkeypatch, capsys, tmp_pat
     assert "same environment as the reference" in out and "verified: all 4 rows" in out
     # It trained afresh: the initial model and the five stages (sft, rl, wm-amt, fe-sft, fc-rl).
     assert len(list((tmp_path / "second" / "cache").glob("*/stage.json"))) == 6
+
+
+def test_a_profile_edit_redoes_the_runs_it_changes_and_no_other(tmp_path: Path, reproduced) -> None:
+    """A run is complete only under the config it was made with: fc-rl at 3 steps instead of 2 redoes
+    foresight (the one method of the plan that uses fc-rl) and says why; react, vanilla-rl and
+    foresight-no-rl stay as they were, byte for byte. Before run keys, this printed "0 run(s)" and
+    reported the 2-step numbers."""
+    profile, folder = reproduced
+    for part in ("runs", "cache"):
+        shutil.copytree(folder / part, tmp_path / part)
+    values = yaml.safe_load(profile.read_text())
+    values["stages"]["fc-rl"]["steps"] = 3
+    edited = tmp_path / "edited" / profile.name  # the same file name: the same profile name, the same runs
+    edited.parent.mkdir()
+    edited.write_text(yaml.safe_dump(values))
+    runs = tmp_path / "runs" / profile.stem / "graph-nav"
+    before = {m: (runs / m / "seed0" / "metrics.json").read_bytes() for m in METHODS + ABLATIONS}
+    result = CliRunner().invoke(
+        cli,
+        ["reproduce", "--profile", str(edited), "--runs", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
+         "--results", str(tmp_path / "results")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "redoing foresight on graph-nav seed 0: it was made under another config" in result.output
+    assert "redoing" not in result.output.replace("redoing foresight on graph-nav", "")
+    assert "1 run(s) trained and evaluated" in result.output
+    after = {m: (runs / m / "seed0" / "metrics.json").read_bytes() for m in METHODS + ABLATIONS}
+    assert [m for m in before if before[m] != after[m]] == ["foresight"]
+    steps = json.loads(after["foresight"])["cost"]["stages"]["fc-rl"]["steps"]
+    assert steps == 3
 
 
 def test_probe_a_stored_method_writes_probes_json_into_its_run(monkeypatch, capsys, reproduced) -> None:
