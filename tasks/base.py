@@ -8,6 +8,7 @@ train/dev/test. States are immutable and hashable so that oracles can cache them
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -223,9 +224,27 @@ def start_key(task: Task, instance: Any) -> str:
     return task.prompt(task.reset(instance))
 
 
+_NUMBER_COMMA = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_MATCH_TOKENS = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[-+*/×÷=<>%$]")
+
+
+def normalized_text(text: str) -> str:
+    """Returns `text` as the contamination checks compare it: case folded, punctuation and spacing dropped.
+
+    Words, numbers (1,000 as 1000) and arithmetic signs are kept in order, so "What is 3 + 4?" and
+    "what is 3 + 4 ?" match while "what is 3 - 4?" does not.
+    """
+    return " ".join(_MATCH_TOKENS.findall(_NUMBER_COMMA.sub("", text.casefold())))
+
+
+def match_key(task: Task, instance: Any) -> str:
+    """Returns an instance's start key as matching compares it: a surface variant of a question matches it."""
+    return normalized_text(start_key(task, instance))
+
+
 def eval_keys(task: Task, splits: Splits) -> frozenset[str]:
-    """Returns the start keys of the dev and test instances: no training episode may start at one."""
-    return frozenset(start_key(task, inst) for inst in (*splits.dev, *splits.test))
+    """Returns the match keys of the dev and test instances: no training episode may start at one."""
+    return frozenset(match_key(task, inst) for inst in (*splits.dev, *splits.test))
 
 
 EXPLORE_TRIES = 10_000
@@ -233,14 +252,14 @@ EXPLORE_TRIES = 10_000
 
 
 def explore(task: Task, rng: np.random.Generator, policy: str, exclude: frozenset[str] = frozenset()) -> Episode:
-    """Returns one exploration episode from an instance of the world whose start key is not in `exclude`.
+    """Returns one exploration episode from an instance of the world whose match key is not in `exclude`.
 
     Instances are drawn until one is outside `exclude` (the dev and test instances, for training
     data): exploration shows the world's parts, never an evaluation instance itself.
     """
     for _ in range(EXPLORE_TRIES):
         instance = task.sample_instance(rng)
-        if start_key(task, instance) not in exclude:
+        if match_key(task, instance) not in exclude:
             return play(task, instance, explorer(task, policy), rng, policy=policy)
     raise HarnessError(
         f"{task.name}: no instance outside dev and test in {EXPLORE_TRIES} draws; the world is too small"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
-from tasks.base import Splits, TaskConfig, knob, start_key
+from tasks.base import Splits, TaskConfig, knob, normalized_text, start_key
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 SPLIT_WORDS = (("train", "train"), ("test", "test"), ("validation", "validation"), ("dev", "validation"))
@@ -207,8 +207,9 @@ def make_pools(
     test pool is drawn from all records with `split_seed`. dev is carved from the train side with
     `split_seed` too, so that no seed ever trains on another seed's dev or test instance. `key` is
     an instance's start key (`tasks.base.start_key`, the text the agent sees at reset): a train-side
-    record whose key repeats a test record's or an earlier train-side one is dropped, so that no two
-    pools hold the same question (the contamination audit, harness.data.audit, requires it).
+    record whose key repeats a test record's or an earlier train-side one, compared normalised
+    (`tasks.base.normalized_text`: case, punctuation and spacing aside), is dropped, so that no two
+    pools hold the same question or a surface variant of it (the contamination audit requires it).
     """
     parsed = {split: [parse(loc, i) for i, loc in enumerate(locs)] for split, locs in sorted(records.items())}
     rng = np.random.default_rng([split_seed, 7])
@@ -221,9 +222,9 @@ def make_pools(
         share = max(1, len(train_side) // 5)
         test = [train_side[i] for i in order[:share]]
         train_side = [train_side[i] for i in sorted(order[share:])]
-    seen, kept = {key(x) for x in test}, []
+    seen, kept = {normalized_text(key(x)) for x in test}, []
     for instance in train_side:
-        k = key(instance)
+        k = normalized_text(key(instance))
         if k not in seen:
             seen.add(k)
             kept.append(instance)

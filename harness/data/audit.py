@@ -1,6 +1,8 @@
 """The contamination audit: no dev or test instance may reach any training corpus (DESIGN.md section 5).
 
-An instance is identified by what the agent sees at reset, its prompt (`tasks.base.start_key`).
+An instance is identified by what the agent sees at reset, its prompt (`tasks.base.start_key`), compared
+in a normalised form (`tasks.base.match_key`: case, punctuation and spacing dropped, words and numbers
+kept), so that a surface variant of a test question ("what is 3 + 4 ?" for "What is 3 + 4?") matches it.
 For every training corpus of a task and seed the audit counts
 
 (a) `eval_starts`: training episodes that start at a dev or test instance. It must be 0:
@@ -21,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from harness.core.errors import HarnessError
-from tasks.base import Episode, Splits, Task, eval_keys, start_key
+from tasks.base import Episode, Splits, Task, eval_keys, match_key, normalized_text
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ def audit_corpora(
     instance ids of the D_expert episodes mixed into D_world.
     """
     banned = eval_keys(task, splits)
-    prompt_of = {e.instance_id: e.prompt for e in expert}
-    expert_keys = [e.prompt for e in expert]
-    world_keys = [e.prompt for e in world] + [prompt_of[i] for i in world_expert_ids]
-    pool_keys = [start_key(task, inst) for inst in splits.train]
+    prompt_of = {e.instance_id: normalized_text(e.prompt) for e in expert}
+    expert_keys = [normalized_text(e.prompt) for e in expert]
+    world_keys = [normalized_text(e.prompt) for e in world] + [prompt_of[i] for i in world_expert_ids]
+    pool_keys = [match_key(task, inst) for inst in splits.train]
     starts = {
         "D_expert": (expert_keys, texts["D_expert"]),
         "D_look": (expert_keys, texts["D_look"]),

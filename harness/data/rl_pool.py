@@ -30,7 +30,7 @@ import numpy as np
 
 from harness.data.audit import CorpusAudit, check_clean
 from harness.data.recipes import expert_shown
-from tasks.base import Task, eval_keys, start_key
+from tasks.base import Task, eval_keys, match_key, start_key
 
 SALT_POOL = 505
 DRAWS = 10_000
@@ -84,7 +84,7 @@ def rl_pool(task: Task, seed: int, share: float) -> RlPool:
     wanted = max(1, round(distinct * share / (1 - share)))
     shown = expert_shown(task, seed)
     evals = eval_keys(task, splits)
-    banned = evals | {start_key(task, inst) for inst in train}
+    banned = evals | {match_key(task, inst) for inst in train}
     rng = np.random.default_rng([seed, SALT_POOL])
     found: list[Any] = []
     keys: set[str] = set()
@@ -92,13 +92,13 @@ def rl_pool(task: Task, seed: int, share: float) -> RlPool:
         if len(found) >= wanted:
             break
         instance = task.sample_instance(rng)
-        key = start_key(task, instance)
+        key = match_key(task, instance)
         if key in banned or key in keys or task.required(instance) <= shown:
             continue
         found.append(instance)
         keys.add(key)
     # By construction no pool prompt is a dev or test instance's; the audit's own check says so too.
-    pool_keys = [start_key(task, inst) for inst in train + tuple(found)]
+    pool_keys = [match_key(task, inst) for inst in train + tuple(found)]
     check_clean(task, seed, [CorpusAudit("rl-prompts", len(pool_keys), sum(k in evals for k in pool_keys), 0.0)])
     copies = max(1, round(wanted / len(found))) if found else 1
     return RlPool(train, tuple(found), copies, wanted)

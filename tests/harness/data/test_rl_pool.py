@@ -12,7 +12,7 @@ from harness.data.recipes import expert_episodes
 from harness.data.rl_pool import rl_pool
 from harness.training.grpo import RolloutStats
 from harness.training.stages import StageSpec, settings_for, stage_hash
-from tasks.base import episode_items, eval_keys, start_key
+from tasks.base import episode_items, eval_keys, match_key, start_key
 
 
 def task_of(profile: str, name: str):
@@ -36,8 +36,8 @@ def test_heldout_like_instances_are_outside_every_split_and_need_a_part_no_exper
     pool = rl_pool(task, 0, 0.5)
     assert pool.heldout_like, name
     shown = frozenset().union(*(episode_items(task, e) for e in expert_episodes(task, splits.train, 0)))
-    train_keys = {start_key(task, i) for i in splits.train}
-    keys = [start_key(task, i) for i in pool.heldout_like]
+    train_keys = {match_key(task, i) for i in splits.train}
+    keys = [match_key(task, i) for i in pool.heldout_like]
     assert len(set(keys)) == len(keys)
     assert not set(keys) & (eval_keys(task, splits) | train_keys)
     assert all(task.required(i) - shown for i in pool.heldout_like)
