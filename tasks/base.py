@@ -315,7 +315,7 @@ class NoisyExpert:
     as the `noisy-expert` explorer does. Given a plan, it intends the plan's steps in turn (open
     loop: a slip does not change them), and a random action in their place abandons the rest of
     the plan. `q(state, plan)` is the probability that it succeeds carrying out `plan`, then
-    continuing: the reference value that D_look's success estimates state (DESIGN.md section 5).
+    continuing: the reference value that D_look's success estimates state (docs/design.md#data-recipes).
     Values are expectations over the world's `outcomes`: exact, deterministic, no model needed.
     With epsilon 0 it is the expert and `q` is Q*.
     """

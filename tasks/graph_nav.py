@@ -5,7 +5,7 @@ probability `slip` it follows one of the other labels' edges instead (uniformly)
 at the goal (success) or when the horizon's turns are used up (failure). Q*(state, plan) is exact:
 an expectation over slip outcomes for the plan, then the optimal values V(node, steps left).
 
-Held-out coverage (DESIGN.md section 5): the world has pockets, detour nodes entered by a single
+Held-out coverage (docs/design.md#data-recipes): the world has pockets, detour nodes entered by a single
 edge that no optimal route to another node uses. Each split seed holds out some pockets: train
 instances never aim at one, so that single edge is on no train expert's path even after slips
 (which make an expert wander; a random goal node would not stay unseen), while about

@@ -7,7 +7,7 @@ indexed with bm25s. A question "question bako born_in located_in" asks for the e
 end of the chain. The agent searches ("search <words...>", top_k documents come back) and
 answers ("answer <entity>"). The task is deterministic: Q* is exact (0 or 1).
 
-Held-out coverage (DESIGN.md section 5): each seed holds out some people. Their questions only
+Held-out coverage (docs/design.md#data-recipes): each seed holds out some people. Their questions only
 go to dev and test, so their born_in and works_for documents never appear in a train expert
 episode, while exploration retrieves them: it never starts at a dev or test question, and half its
 episodes start at one-hop questions (`question <person> born_in`) that no split holds. The other test questions are

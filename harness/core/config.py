@@ -46,7 +46,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """The data recipes of DESIGN.md section 5."""
+    """The data recipes (docs/design.md#data-recipes)."""
 
     look_k: int = doc(2, "actions per plan in a foresight block (and observations per rollout)")
     world_episodes: int = doc(1000, "exploration episodes behind D_world (random, epsilon-greedy, noisy-expert)")

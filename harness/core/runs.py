@@ -1,4 +1,4 @@
-"""The run store: results/runs/<profile>/<task>/<method>/seed<k>/ (DESIGN.md section 8).
+"""The run store: results/runs/<profile>/<task>/<method>/seed<k>/ (docs/design.md#evaluation-and-the-run-store).
 
 A run directory holds manifest.json (resolved config, stage hashes, git commit, versions, wall
 times, peak memory), episodes.jsonl (every test episode, turn by turn) and metrics.json, which is

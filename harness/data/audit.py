@@ -1,4 +1,4 @@
-"""The contamination audit: no dev or test instance may reach any training corpus (DESIGN.md section 5).
+"""The contamination audit: no dev or test instance may reach any training corpus (docs/design.md#data-recipes).
 
 An instance is identified by what the agent sees at reset, its prompt (`tasks.base.start_key`), compared
 in a normalised form (`tasks.base.match_key`: case, punctuation and spacing dropped, words and numbers

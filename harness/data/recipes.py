@@ -1,4 +1,4 @@
-"""The data recipes of DESIGN.md section 5: D_expert, D_look and D_world, and held-out coverage.
+"""The data recipes (docs/design.md#data-recipes): D_expert, D_look and D_world, and held-out coverage.
 
 Every row has the same schema so that one tokenizer path serves all stages:
 `id`, `kind` (expert | look | world), `instance_id`, `texts` (segments), `agent` (one flag per
@@ -197,7 +197,7 @@ def coverage(task: Task, splits: Splits, expert: list[Episode], world: list[Epis
 
 
 def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
-    """Returns D_expert, D_look and D_world of `task` for `seed`, per DESIGN.md section 5."""
+    """Returns D_expert, D_look and D_world of `task` for `seed`."""
     splits = task.splits(seed)
     experts = expert_episodes(task, splits.train, seed)
     expert_rows = [react_row(task, e, f"expert-{i}") for i, e in enumerate(experts)]

@@ -1,4 +1,4 @@
-"""The reference policy whose success probability D_look's p states (DESIGN.md section 5).
+"""The reference policy whose success probability D_look's p states (docs/design.md#data-recipes).
 
 A Q-value belongs to a policy. Q* of the expert's own plan is 1.0 on every deterministic world, so
 as a target it teaches "always write 1.0" and leaves FC-RL nothing to move. The reference policy

@@ -1,4 +1,4 @@
-"""Evaluates a trained method on a task's test split and writes the run (DESIGN.md sections 7-8).
+"""Evaluates a trained method on a task's test split and writes the run (docs/design.md#evaluation-and-the-run-store).
 
 `eval.split: dev` plays the dev split instead, for choosing a configuration (a sweep's points) without
 looking at test; such a run's metrics name the split in their identity.

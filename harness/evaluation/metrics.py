@@ -1,4 +1,4 @@
-"""Metrics of DESIGN.md section 7 as small pure functions over arrays.
+"""Metrics (docs/design.md#metrics) as small pure functions over arrays.
 
 Every function returns plain Python values (float, int, list, dict, None) so results go straight
 into JSON. Where a metric is undefined (empty input, one class for AUROC) it returns None, never

@@ -138,7 +138,7 @@ def record_parts(record: dict, verbal_p: bool, max_k: int) -> RecordParts:
 
 
 def point_metrics(records: Sequence[dict], verbal_p: bool, max_k: int) -> dict[str, float | None]:
-    """Returns each scalar metric of DESIGN.md section 7 over `records` (None where undefined).
+    """Returns each scalar metric (docs/design.md#metrics) over `records` (None where undefined).
 
     Methods without a verbal p get None in the p columns (shown as a dash, never a zero).
     """

@@ -1,4 +1,4 @@
-"""FC-RL rewards of one played episode (DESIGN.md section 5), as small pure functions.
+"""FC-RL rewards of one played episode (docs/design.md#training-stages-and-the-fc-rl-reward), as small pure functions.
 
 reward = success + lambda_cal * calibration + lambda_fid * fidelity, where
 - success     = 1 if the episode solved its instance, else 0;

@@ -29,11 +29,9 @@ from harness.training.train import Checkpoint, fit_and_save, load_checkpoint
 from .conftest import TASK, bench_line
 
 TARGET = 1.6
-# Measured here on a quiet machine (2026-12-04): at the profile's batch of 8 (4 rows per process)
-# the ratio is 1.19 over 40 steps and 1.33 over 200: each step's gradient all-reduce and the
-# processes' lock-step cost as much as 4 rows of a 1M-parameter model take to compute. At 16 rows
-# per process (batch 32, 100 steps) it is 1.60. The benchmark measures scaling, so it runs at
-# batch 32; BENCH_SFT_BATCH and BENCH_SFT_STEPS override both (a GPU user sets them to their own).
+# At the profiles' batch of 8 each step's gradient all-reduce and the processes' lock-step cost as
+# much as the rows take to compute (docs/devices.md#checked-here). The benchmark measures scaling,
+# so it runs at batch 32; BENCH_SFT_BATCH and BENCH_SFT_STEPS override both (a GPU user sets them to their own).
 STEPS = int(os.environ.get("BENCH_SFT_STEPS", "100"))
 BATCH = int(os.environ.get("BENCH_SFT_BATCH", "32"))
 ROUNDS = 2

@@ -1,4 +1,4 @@
-"""The data recipes of DESIGN.md section 5, checked against the oracle row by row."""
+"""The data recipes (docs/design.md#data-recipes), checked against the oracle row by row."""
 
 from __future__ import annotations
 
