@@ -81,6 +81,15 @@ def resample_within(offsets: np.ndarray, rng: np.random.Generator) -> np.ndarray
     )
 
 
+def bootstrap_p(draws: Sequence[float]) -> float | None:
+    """Returns the two-sided bootstrap p of a difference from its B draws d* (None without draws):
+    min(1, 2 * min((1 + #{d* <= 0}) / (B + 1), (1 + #{d* >= 0}) / (B + 1)))."""
+    if not len(draws):
+        return None
+    d, b = np.asarray(draws), len(draws) + 1
+    return float(min(1.0, 2 * min((1 + np.sum(d <= 0)) / b, (1 + np.sum(d >= 0)) / b)))
+
+
 def compare_table(
     pairs: Sequence[Pair], verbal: tuple[bool, bool], max_k: int, seed: int = 0, n_resamples: int = 1000
 ) -> pd.DataFrame:
@@ -117,6 +126,7 @@ def compare_table(
                     "diff": a_value - b_value if both else None,
                     "ci_low": None if low is None else float(low),
                     "ci_high": None if high is None else float(high),
+                    "p_value": bootstrap_p(diffs[key]) if both else None,
                     "seeds": len(group),
                     "episodes": len(a_records),
                 }
@@ -232,6 +242,7 @@ def heldout_gap_table(
                     "diff": value,
                     "ci_low": None if low is None else float(low),
                     "ci_high": None if high is None else float(high),
+                    "p_value": bootstrap_p(draws[key]) if value is not None else None,
                     "seeds": len(group),
                     "episodes": f"{len(held)} held-out, {len(familiar)} familiar",
                 }
@@ -268,6 +279,7 @@ def level_table(
                     "diff": None if value is None else value - bar,
                     "ci_low": None if low is None else float(low),
                     "ci_high": None if high is None else float(high),
+                    "p_value": bootstrap_p(draws[key]) if value is not None else None,
                     "seeds": len(group),
                     "episodes": len(parts),
                 }

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.runs import Run
-from harness.evaluation.compare import Pair, heldout_gap_table, level_table
+from harness.evaluation.compare import Pair, bootstrap_p, compare_table, heldout_gap_table, level_table
 from harness.evaluation.scoring import belief_metrics
 
 
@@ -90,3 +90,28 @@ def test_beliefs_at_p_by_hand() -> None:
     # mean p (1.0 + 0.6) / 2 = 0.8 against success 0.5: overconfident by 0.3.
     assert beliefs == pytest.approx({"mean_p": 0.8, "overconfidence": 0.3, "p_entropy": 1.0, "expected_p": 1.0})
     assert belief_metrics(records, verbal_p=False) == dict.fromkeys(beliefs)
+
+
+@pytest.mark.parametrize(
+    ("draws", "p"),
+    [
+        ([0.1] * 19, 0.1),  # no draw <= 0: 2 * (1 + 0) / 20
+        ([0.1] * 99 + [-0.2], 0.0396),  # one draw <= 0: 2 * (1 + 1) / 101
+        ([0.1, 0.2, -0.1, 0.0], 1.0),  # 2 * min(3/5, 4/5) = 1.2, capped at 1
+        ([-0.3] * 9, 0.2),  # the other side: 2 * (1 + 0) / 10
+    ],
+)
+def test_bootstrap_p_by_hand(draws: list[float], p: float) -> None:
+    assert bootstrap_p(draws) == pytest.approx(p, abs=1e-4)
+
+
+def test_tables_carry_the_bootstrap_p() -> None:
+    # The format rate is 1.0 in every resample: all 100 draws of (1.0 - 0.9) lie above 0, p = 2 / 101.
+    a = [record(True, False, [True]), record(False, False, [False])]
+    row = level_table([pair(a, a)], True, 1, bar=0.9, n_resamples=100).set_index("metric").loc["format_rate"]
+    assert row["p_value"] == pytest.approx(2 / 101)
+    # A method against itself: every draw is 0, on both sides at once, p = 1.
+    paired = compare_table([pair(a, a)], (True, True), 1, n_resamples=50).set_index("metric")
+    assert paired.loc["success", "p_value"] == 1.0
+    gap = heldout_gap_table([pair(a, a)], (True, True), 1, against_baseline=False)
+    assert gap.set_index("metric").loc["fidelity@1", "p_value"] is None  # no held-out episode: no draws
