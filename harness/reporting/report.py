@@ -1,14 +1,14 @@
 """REPORT.md: the paper's claims C1-C4, each with the evidence of this run, for or against.
 
-Every verdict is computed from paired-bootstrap CIs (harness.evaluation.compare), task by task:
-'supports' when the CI lies wholly on the side the paper claims, 'contradicts' when it lies
-wholly on the other side, 'inconclusive' when it covers zero or the metric is undefined.
-No threshold is tuned to make a claim pass; the rules are stated in the report itself.
+Which comparisons decide a claim is the pre-registered analysis plan's (harness.reporting.plan,
+docs/analysis-plan.md): per claim, primary comparisons, Holm-corrected across the claim's primary
+comparisons x tasks and the only ones a verdict counts, and secondary ones, shown with unadjusted
+CIs. Verdicts follow the plan's rule whichever way the evidence points; no threshold is tuned per run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,129 +19,39 @@ from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.core.runs import versions
 from harness.evaluation.compare import compare_table, heldout_gap_table, level_table, load_pairs, load_runs
+from harness.reporting.plan import (
+    NO_VERDICT,
+    PLAN_PATH,
+    Comparison,
+    DevScore,
+    Plan,
+    gate_reason,
+    holm,
+    load_plan,
+    load_versions,
+    plan_changes,
+)
+
+NOT_APPLIED = "not applied"
+"""The gate column where no dev numbers were given (harness reproduce does not play dev yet)."""
 
 
-@dataclass(frozen=True)
-class Test:
-    """One comparison that bears on a claim: method vs baseline on a metric, and the claimed sign."""
-
-    claim: str
-    method: str
-    baseline: str
-    metric: str
-    sign: int
-    """+1: the paper says method > baseline on this metric; -1: method < baseline."""
-    why: str
-    kind: str = "paired"
-    """paired: method - baseline, paired by episode; gap: the method's held-out - familiar value (minus the
-    baseline's, if one is named); level: the method's value - `bar`."""
-    bar: float = 0.0
-
-    @property
-    def label(self) -> str:
-        """Returns how the comparison reads in REPORT.md."""
-        if self.kind == "level":
-            return f"{self.method}: {self.metric} vs {self.bar}"
-        if self.kind == "gap":
-            versus = f" vs {self.baseline}" if self.baseline else ""
-            return f"{self.method}{versus}, held-out - familiar: {self.metric}"
-        return f"{self.method} vs {self.baseline}: {self.metric}"
+def claim_tests(profile: Profile, plan: Plan | None = None) -> list[Comparison]:
+    """Returns the plan's comparisons whose methods the profile runs (its methods and ablations)."""
+    plan = load_plan() if plan is None else plan
+    run = set(profile.methods) | set(profile.ablations)
+    return [c for c in plan.comparisons if {c.method, c.baseline} - {""} <= run]
 
 
-FORMAT_BAR = 0.9
-"""C1's bar for "the format is learnt": a format rate above it, stated before any run."""
+def _applies(c: Comparison, task: str) -> bool:
+    return c.tasks is None or task in c.tasks
 
 
-def claim_tests(profile: Profile) -> list[Test]:
-    """Returns the comparisons behind C1-C4 for the profile's method, baselines and ablations."""
-    m, ablations = profile.method, set(profile.ablations)
-    mimic = "sft-mimic"
-    tests = [
-        Test(
-            "C1",
-            mimic,
-            "",
-            "format_rate",
-            +1,
-            f"mimicry learns the format (a stated bar of {FORMAT_BAR})",
-            "level",
-            FORMAT_BAR,
-        ),
-        Test("C1", mimic, "", "fidelity@1", -1, "off the expert's path its predictions fail", "gap"),
-        Test("C1", mimic, "", "q_error", +1, "off the expert's path its p drifts from Q_ref", "gap"),
-        Test(
-            "C1", mimic, "foresight-no-rl", "fidelity@1", -1, "its drop off the path exceeds foresight-no-rl's", "gap"
-        ),
-        Test("C2", m, mimic, "fidelity@1", +1, "the three stages predict observations better than mimicry"),
-        Test("C2", m, mimic, "q_error", -1, "the three stages' p is nearer Q_ref than mimicry's"),
-        Test("C2", m, mimic, "ece_all", -1, "the three stages are better calibrated than mimicry"),
-        Test("C2", "foresight-no-rl", mimic, "fidelity@1", +1, "WM-AMT before the same D_look adds capability"),
-        Test("C2", m, "foresight-no-rl", "ece_all", -1, "FC-RL refines calibration"),
-        Test("C2", m, "foresight-no-rl", "brier", -1, "FC-RL refines calibration (Brier)"),
-        Test("C2", m, "foresight-no-rl", "selection_gain", +1, "FC-RL makes p more useful for choosing plans"),
-        Test("C2", m, "foresight-success-only", "ece_all", -1, "the calibration term lowers ECE at equal RL (RLCR)"),
-        Test("C2", m, "foresight-success-only", "brier", -1, "the calibration term lowers Brier at equal RL (RLCR)"),
-    ]
-    tests += [Test("C3", m, b, "success", +1, f"foresight beats {b}") for b in profile.baselines]
-    tests += [
-        Test("C4", m, "foresight-no-amt", "success", +1, "capability first: without WM-AMT success drops"),
-        Test("C4", m, "foresight-no-amt", "fidelity@1", +1, "capability first: without WM-AMT fidelity drops"),
-        Test("C4", "foresight-no-rl", "foresight-no-order", "success", +1, "order: the same data shuffled is worse"),
-        Test("C4", "foresight-no-rl", "foresight-no-order", "fidelity@1", +1, "order: shuffled, fidelity drops"),
-    ]
-    return [t for t in tests if {t.method, t.baseline} - {m, ""} <= ablations | set(profile.methods)]
-
-
-def verdict(row: pd.Series, sign: int) -> str:
-    """Returns 'supports', 'contradicts' or 'inconclusive' for one compared metric."""
-    if row["ci_low"] is None or pd.isna(row["ci_low"]):
-        return "inconclusive"
-    low, high = sign * row["ci_low"], sign * row["ci_high"]
-    if min(low, high) > 0:
-        return "supports"
-    if max(low, high) < 0:
-        return "contradicts"
-    return "inconclusive"
-
-
-def _fmt(value: object) -> str:
-    return "-" if value is None or (isinstance(value, float) and pd.isna(value)) else f"{value:.3f}"
-
-
-def evidence(profile: Profile, runs: Path, tests: Sequence[Test]) -> pd.DataFrame:
-    """Returns one row per (test, task) with both values, the difference, its CI and the verdict."""
-    rows = []
-    tables: dict[tuple[str, str], pd.DataFrame] = {}
-    for t in tests:
-        key = (t.method, t.baseline, t.kind, t.bar)
-        if key not in tables:
-            tables[key] = _table(profile, runs, t)
-        table = tables[key]
-        for _, row in table[table["metric"] == t.metric].iterrows() if len(table) else []:
-            rows.append(
-                {
-                    "claim": t.claim,
-                    "test": t.label,
-                    "why": t.why,
-                    "task": row["task"],
-                    "method": row["method"],
-                    "baseline": row["baseline"],
-                    "diff": row["diff"],
-                    "ci_low": row["ci_low"],
-                    "ci_high": row["ci_high"],
-                    "seeds": row["seeds"],
-                    "episodes": row["episodes"],
-                    "verdict": verdict(row, t.sign),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _table(profile: Profile, runs: Path, t: Test) -> pd.DataFrame:
-    """Returns the comparison table one test reads its row from (empty when a run is missing)."""
+def _table(profile: Profile, runs: Path, t: Comparison) -> pd.DataFrame:
+    """Returns the comparison table one test reads its rows from (empty when a run is missing)."""
     names = [t.method, t.baseline] if t.baseline else [t.method]
     seeds = profile.seeds if set(names) <= set(profile.methods) else profile.ablation_seeds
-    tasks = list(profile.tasks)
+    tasks = [task for task in profile.tasks if _applies(t, task)]
     verbal = tuple(method_factory(name)(profile).verbal_p for name in names)
     try:
         if t.baseline:
@@ -158,15 +68,129 @@ def _table(profile: Profile, runs: Path, t: Test) -> pd.DataFrame:
     return compare_table(pairs, verbal, k)
 
 
-def claim_summary(rows: pd.DataFrame, claim: str) -> str:
-    """Returns one sentence counting the verdicts behind a claim."""
-    part = rows[rows["claim"] == claim] if len(rows) else rows
-    if not len(part):
-        return "no runs bear on this claim yet."
-    counts = part["verdict"].value_counts()
-    s, c, i = (int(counts.get(k, 0)) for k in ("supports", "contradicts", "inconclusive"))
-    overall = "supported" if s > i and not c else "contradicted" if c > i and not s else "not established"
-    return f"**{overall}** here: {s} comparison(s) support it, {c} contradict it, {i} are inconclusive."
+UNDEFINED = {"method": None, "baseline": None, "diff": None, "ci_low": None, "ci_high": None, "p_value": None}
+
+
+def evidence(
+    profile: Profile,
+    runs: Path,
+    tests: Sequence[Comparison],
+    plan: Plan | None = None,
+    dev: Mapping[tuple[str, str], DevScore] | None = None,
+) -> pd.DataFrame:
+    """Returns one row per (test, task) with both values, the difference, its CI and p, and the verdict.
+
+    `row` numbers the tests in order; a test that is the same test as an earlier one (same method,
+    baseline, metric, kind and bar) has `same_as` set to that row. A metric the tables lack (one the
+    plan names before scoring computes it) gives undefined rows; missing runs give none. `dev`: the
+    gate's numbers per (task, method); without them the gate is not applied.
+    """
+    rows = []
+    tables: dict[tuple, pd.DataFrame] = {}
+    first: dict[tuple, int] = {}
+    for n, t in enumerate(tests, start=1):
+        # One table holds every metric of a (method, baseline, kind, bar): its bootstrap runs once.
+        where = (t.method, t.baseline, t.kind, t.bar, t.tasks)
+        if where not in tables:
+            tables[where] = _table(profile, runs, t)
+        table, same_as = tables[where], first.setdefault(t.key, n)
+        for task in dict.fromkeys(table["task"]) if len(table) else []:
+            found = table[(table["task"] == task) & (table["metric"] == t.metric)]
+            # A metric the table lacks is undefined on the same episodes (a plotted sweep still counts them).
+            r = (
+                found.iloc[0].to_dict()
+                if len(found)
+                else {**table[table["task"] == task].iloc[0].to_dict(), **UNDEFINED}
+            )
+            rows.append(
+                {
+                    "claim": t.claim, "role": t.role, "row": n, "same_as": same_as if same_as != n else None,
+                    "test": t.label, "claimed": t.claimed, "why": t.why, "task": task,
+                    **{k: r[k] for k in (*UNDEFINED, "seeds", "episodes")},
+                }
+            )  # fmt: skip
+    return judge(pd.DataFrame(rows), tests, load_plan() if plan is None else plan, dev)
+
+
+def _fmt(value: object) -> str:
+    return "-" if value is None or (isinstance(value, float) and pd.isna(value)) else f"{value:.3f}"
+
+
+def judge(
+    rows: pd.DataFrame, tests: Sequence[Comparison], plan: Plan, dev: Mapping[tuple[str, str], DevScore] | None
+) -> pd.DataFrame:
+    """Returns `rows` (one per test and task, `row` numbering `tests` from 1) with the gate, Holm p and verdict.
+
+    Per claim, its primary rows that pass the gate form one Holm family; an undefined p counts as 1 there
+    (the family keeps its planned size), and a row that is the same test twice within it counts once.
+    Secondary rows get no Holm p and the verdict 'not counted'.
+    """
+    rows = rows.copy()
+    if not len(rows):
+        return rows.assign(gate=[], p_holm=[], verdict=[])
+    rows["gate"], rows["p_holm"], rows["verdict"] = NOT_APPLIED, None, "not counted"
+    for i, r in rows.iterrows():
+        t = tests[int(r["row"]) - 1]
+        if dev is not None and t.role == "primary":
+            reason = gate_reason(plan.gate, dev, r["task"], [m for m in (t.method, t.baseline) if m])
+            rows.at[i, "gate"] = "passed" if reason is None else reason
+    for claim in dict.fromkeys(rows["claim"]):
+        family = rows[
+            (rows["claim"] == claim) & (rows["role"] == "primary") & rows["gate"].isin([NOT_APPLIED, "passed"])
+        ]
+        tested = family.assign(_test=family["same_as"].fillna(family["row"]).astype(int))
+        first = tested.drop_duplicates(["_test", "task"])
+        p = [1.0 if v is None or pd.isna(v) else float(v) for v in first["p_value"]]
+        adjusted = dict(zip(zip(first["_test"], first["task"]), holm(p)))
+        for i, r in tested.iterrows():
+            rows.at[i, "p_holm"] = adjusted[(r["_test"], r["task"])]
+            rows.at[i, "verdict"] = _verdict(
+                r["diff"], r["p_value"], rows.at[i, "p_holm"], tests[int(r["row"]) - 1].sign, plan.alpha
+            )
+        gated = (rows["claim"] == claim) & (rows["role"] == "primary") & ~rows["gate"].isin([NOT_APPLIED, "passed"])
+        rows.loc[gated, "verdict"] = NO_VERDICT
+    return rows
+
+
+def _verdict(diff: object, p: object, p_holm: float, sign: int, alpha: float) -> str:
+    """Returns 'supports' or 'contradicts' when the Holm p is under alpha (by the side of the difference),
+    else 'inconclusive' (also when the metric is undefined)."""
+    if diff is None or pd.isna(diff) or p is None or pd.isna(p) or p_holm >= alpha or diff == 0:
+        return "inconclusive"
+    return "supports" if sign * float(diff) > 0 else "contradicts"
+
+
+def claim_verdicts(rows: pd.DataFrame, tests: Sequence[Comparison], tasks: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Returns, per claim and task, the claim's verdict from its primary comparisons alone.
+
+    supported: every planned primary comparison supports (one without a row, runs missing, does not);
+    contradicted: at least one contradicts and none supports; mixed: some support and some contradict;
+    no verdict at this scale: the gate judged none of them; inconclusive otherwise. A claim or task
+    without any row is left out.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for claim in dict.fromkeys(t.claim for t in tests):
+        for task in tasks:
+            planned = [
+                n for n, t in enumerate(tests, 1) if t.claim == claim and t.role == "primary" and _applies(t, task)
+            ]
+            part = (
+                rows[(rows["claim"] == claim) & (rows["task"] == task) & (rows["role"] == "primary")]
+                if len(rows)
+                else rows
+            )
+            if not planned or not len(part):
+                continue
+            found = dict(zip(part["row"], part["verdict"]))
+            verdicts = [found.get(n, "runs missing") for n in planned]
+            s, c = verdicts.count("supports"), verdicts.count("contradicts")
+            if all(v == NO_VERDICT for v in verdicts):
+                out.setdefault(claim, {})[task] = NO_VERDICT
+            elif s == len(verdicts):
+                out.setdefault(claim, {})[task] = "supported"
+            else:
+                out.setdefault(claim, {})[task] = "mixed" if s and c else "contradicted" if c else "inconclusive"
+    return out
 
 
 CLAIMS = {
@@ -204,6 +228,99 @@ class Cost:
         ]
 
 
+def _entropy_note(summary: pd.DataFrame) -> str:
+    """Returns what the table's p_entropy column shows: its range, against the 0 that would leave RL nothing to move."""
+    values = pd.to_numeric(summary["p_entropy"], errors="coerce").dropna() if "p_entropy" in summary else []
+    zero = "0 bits would mean GRPO never samples another p there, so RL could not move it"
+    return f"here {min(values):.2f} to {max(values):.2f} bits; {zero}" if len(values) else zero
+
+
+def plan_section(plans: Sequence[Plan], rows: pd.DataFrame) -> list[str]:
+    """Returns the report's lines naming the plan (version, sha256, changes from the version before) and its rule."""
+    plan = plans[-1]
+    a = plan.alpha
+    applied = len(rows) and (rows.loc[rows["role"] == "primary", "gate"] != NOT_APPLIED).any()
+    lines = [
+        f"Analysis plan: version {plan.version} of `harness/{PLAN_PATH.parent.name}/{PLAN_PATH.name}`"
+        " (docs/analysis-plan.md gives its reasons),",
+        f"sha256 of its content `{plan.sha256}`.",
+        "It alone decides which comparisons count; it changes only by a new version, and this report then",
+        "lists what changed.",
+        "",
+    ]
+    if len(plans) > 1:
+        lines += [f"Changed from version {plans[-2].version}:", ""]
+        lines += [f"- {line}" for line in plan_changes(plans[-2], plan)] or ["- nothing but the version number"]
+        lines.append("")
+    else:
+        lines += ["No earlier version.", ""]
+    lines += [
+        "Verdict rule: each comparison's difference gets a two-sided bootstrap p. Per claim, Holm-Bonferroni",
+        f"runs across its primary comparisons x tasks (alpha {a}). A primary comparison *supports* the claim on",
+        f"a task when its Holm-adjusted p < {a} with the claimed sign, *contradicts* it when < {a} with the other",
+        "sign, and is *inconclusive* otherwise (an undefined metric counts as p = 1). Per claim and task, from",
+        "the primary comparisons alone: *supported* when every one supports, *contradicted* when at least one",
+        "contradicts and none supports, *mixed* when some support and some contradict, *inconclusive*",
+        "otherwise (a primary comparison whose runs are missing does not support). Secondary comparisons are",
+        "shown with unadjusted CIs and p and never counted. The gate: a primary comparison is judged on a task",
+        f"only where every method in it clears the random policy's success by {plan.gate.above_random} on dev",
+        f"and writes its format on at least {plan.gate.format_rate} of its dev turns; elsewhere '{NO_VERDICT}'.",
+        "The gate is applied here, from the dev numbers given."
+        if applied
+        else "The gate is not applied in this report: `harness reproduce` plays no dev runs yet, so every "
+        "primary comparison is judged.",
+        "",
+        f"Near duplicates: {plan.near_duplicates['match']} are to be reported",
+        f"{plan.near_duplicates['reported']}; the primary comparisons use "
+        f"{plan.near_duplicates['primary_comparisons_use']} (that group is not in this report yet).",
+        "",
+    ]
+    return lines
+
+
+def _row_cells(r: pd.Series) -> list[str]:
+    """Returns a row's comparison and value cells; a test stated earlier says '= row N' instead of its numbers."""
+    if r["same_as"] is not None and not pd.isna(r["same_as"]):
+        return [f"= row {int(r['same_as'])}", r["claimed"], r["task"], "", "", "", "", ""]
+    return [
+        r["test"], r["claimed"], r["task"], _fmt(r["method"]), _fmt(r["baseline"]), _fmt(r["diff"]),
+        f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["p_value"]),
+    ]  # fmt: skip
+
+
+def claim_section(rows: pd.DataFrame, tests: Sequence[Comparison], tasks: Sequence[str], claim: str) -> list[str]:
+    """Returns one claim's lines: its verdict per task, the primary rows with Holm p and verdict, the secondary rows."""
+    part = rows[rows["claim"] == claim] if len(rows) else rows
+    if not len(part):
+        return ["No runs bear on this claim yet.", ""]
+    by_task = claim_verdicts(rows, tests, tasks).get(claim, {})
+    primary, secondary = part[part["role"] == "primary"], part[part["role"] == "secondary"]
+    family = primary[primary["p_holm"].notna()]
+    size = len(family.assign(_t=family["same_as"].fillna(family["row"])).drop_duplicates(["_t", "task"]))
+    lines = [
+        f"Verdict by task, from the primary comparisons (a Holm family of {size}): "
+        + ", ".join(f"{task} **{v}**" for task, v in by_task.items())
+        + ".",
+        "",
+        "| # | primary comparison | claimed | task | method | baseline | diff | 95% CI | p | Holm p | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in primary.iterrows():
+        cells = [str(r["row"]), *_row_cells(r), _fmt(r["p_holm"]), r["verdict"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    notes = {n: t.note for n, t in enumerate(tests, 1) if t.claim == claim and t.note}
+    lines += [f"Row {n}: {note}." for n, note in notes.items()] + ([""] if notes else [])
+    if len(secondary):
+        lines += [
+            "| # | secondary comparison (not counted) | claimed | task | method | baseline | diff | 95% CI | p |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += ["| " + " | ".join([str(r["row"]), *_row_cells(r)]) + " |" for _, r in secondary.iterrows()]
+        lines.append("")
+    return lines
+
+
 def write_report(
     profile: Profile,
     runs: Path,
@@ -217,43 +334,33 @@ def write_report(
     `cost` is None when the report is rebuilt from stored runs (`harness report`), which times nothing.
     `rows` are the claim tests' evidence, if the caller computed them already (before timing itself).
     """
-    rows = evidence(profile, runs, claim_tests(profile)) if rows is None else rows
+    plans = load_versions()
+    tests = claim_tests(profile, plans[-1])
+    rows = evidence(profile, runs, tests, plans[-1]) if rows is None else rows
     lines = [
         f"# Reproduction report: profile `{profile.name}`",
         "",
         "Built by `harness reproduce` from the runs in the store; every number below comes from their",
-        "`episodes.jsonl`. Verdict rule, per task: the 95% paired-bootstrap CI of (method - baseline) lies",
-        "wholly on the side the paper claims (supports), wholly on the other side (contradicts), or covers 0",
-        "(inconclusive). A claim is *supported* here when supporting comparisons outnumber inconclusive ones",
-        "and none contradicts it, *contradicted* in the mirror case, and *not established* otherwise.",
+        "`episodes.jsonl`.",
         "",
-        "What the comparisons isolate: C1 looks inside sft-mimic alone (its format rate against a bar stated",
-        f"before any run, {FORMAT_BAR}; its fidelity and Q-error on held-out test instances, which need parts of",
-        "the world no train expert episode shows, minus on familiar ones; and that drop against",
-        "foresight-no-rl's on the same episodes, so that harder instances alone do not explain it).",
-        "C2 compares the three stages with mimicry and each stage with the method without it. C4's",
-        "foresight-no-order trains foresight-no-rl's very data (D_world at the full language-model loss,",
-        "D_look at the agent-token loss, the same token budgets) shuffled into one stage: against",
-        "foresight-no-rl it isolates the order of the stages; foresight-no-amt (sft-mimic's stage, then",
-        "FC-RL) isolates WM-AMT. Q-error and Q_ref use the reference policy of D_look's p (README, data).",
+        *plan_section(plans, rows),
+        "What the comparisons isolate: C1 looks inside sft-mimic alone (its format rate against the plan's",
+        "bar; its fidelity on held-out test instances, which need parts of the world no train expert episode",
+        "shows, minus on familiar ones; and that drop against foresight-no-rl's on the same episodes, so that",
+        "harder instances alone do not explain it). C2 compares the three stages with mimicry and each stage",
+        "with the method without it. C4's foresight-no-order trains foresight-no-rl's very data (D_world at the",
+        "full language-model loss, D_look at the agent-token loss, the same token budgets) shuffled into one",
+        "stage: against foresight-no-rl it isolates the order of the stages; foresight-no-amt (sft-mimic's",
+        "stage, then FC-RL) isolates WM-AMT. Q-error and Q_ref use the reference policy of D_look's p (README, data).",
         "",
         f"Seeds: {profile.seeds} (ablations: {profile.ablation_seeds}). Tasks: {', '.join(profile.tasks)}.",
         "",
     ]
+    left_out = [c for c in plans[-1].comparisons if c not in tests]
     for claim, text in CLAIMS.items():
-        lines += [f"## {claim}. {text}", "", claim_summary(rows, claim), ""]
-        part = rows[rows["claim"] == claim] if len(rows) else rows
-        if len(part):
-            lines += [
-                "| comparison | task | method | baseline | diff | 95% CI | verdict |",
-                "|---|---|---|---|---|---|---|",
-            ]
-            for _, r in part.iterrows():
-                lines.append(
-                    f"| {r['test']} | {r['task']} | {_fmt(r['method'])} | {_fmt(r['baseline'])} | {_fmt(r['diff'])} "
-                    f"| [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] | {r['verdict']} |"
-                )
-            lines.append("")
+        lines += [f"## {claim}. {text}", "", *claim_section(rows, tests, list(profile.tasks), claim)]
+        lines += [f"Not run by this profile: {c.label} ({c.role})." for c in left_out if c.claim == claim]
+        lines += [""] if any(c.claim == claim for c in left_out) else []
     lines += ["## Results by method and task (mean over seeds)", ""]
     cols = [
         "task",
@@ -279,7 +386,7 @@ def write_report(
     lines += [
         "A dash means the metric does not apply (no verbal p) or no episode defined it. `mean_p` is the mean",
         "first-turn p (against `success`: the overconfidence gap), `p_entropy` the model's entropy in bits at",
-        "the p token of the first turn (about 0: GRPO never samples another p, so RL cannot move it),",
+        f"the p token of the first turn ({_entropy_note(summary)}),",
         "`q_error` is against the reference policy's value Q_ref, `q_error_star` against the expert's Q*.",
         "",
         "## Cost and environment",

@@ -147,7 +147,8 @@ def budget_section(rows: pd.DataFrame, axes: Sequence[str], sweep: str, figures:
 
 
 EVIDENCE_COLUMNS = (
-    "claim", "test", "why", "task", "method", "baseline", "diff", "ci_low", "ci_high", "seeds", "episodes", "verdict",
+    "claim", "role", "row", "same_as", "test", "claimed", "why", "task", "method", "baseline", "diff", "ci_low",
+    "ci_high", "p_value", "seeds", "episodes", "gate", "p_holm", "verdict",
 )  # fmt: skip
 
 

@@ -34,9 +34,11 @@ def test_a_steps_sweep_trains_shared_stages_once_and_reports_each_point(monkeypa
     assert (table["success_ci_low"] <= table["success"]).all() and (table["success"] <= table["success_ci_high"]).all()
     claims = pd.read_csv(tmp_path / "out" / "claims.csv")
     pair = "foresight vs foresight-no-rl"
-    assert set(claims["test"]) == {f"{pair}: ece_all", f"{pair}: brier", f"{pair}: selection_gain"}
-    assert sorted(claims["stages.fc-rl.steps"]) == [1, 1, 1, 2, 2, 2]  # 3 comparisons x 1 task per point
-    assert (tmp_path / "out" / "figures" / "foresight_vs_foresight-no-rl_ece_all.png").is_file()
+    # The analysis plan's comparisons of the pair: C2's primary one and its three secondary ones.
+    metrics = ("brier_skill_first", "auroc_first", "ece_first", "selection_gain")
+    assert set(claims["test"]) == {f"{pair}: {m}" for m in metrics}
+    assert sorted(claims["stages.fc-rl.steps"]) == [1] * 4 + [2] * 4  # 4 comparisons x 1 task per point
+    assert (tmp_path / "out" / "figures" / "foresight_vs_foresight-no-rl_ece_first.png").is_file()
     section = (tmp_path / "out" / "BUDGET.md").read_text()
     assert section.startswith("## How the verdicts move with budget") and "stages.fc-rl.steps=2" in section
     code, out, err = run(monkeypatch, capsys, *args)
