@@ -299,7 +299,7 @@ def claim_section(rows: pd.DataFrame, tests: Sequence[Comparison], tasks: Sequen
     size = len(family.assign(_t=family["same_as"].fillna(family["row"])).drop_duplicates(["_t", "task"]))
     lines = [
         f"Verdict by task, from the primary comparisons (a Holm family of {size}): "
-        + ", ".join(f"{task} **{v}**" for task, v in by_task.items())
+        + (", ".join(f"{task} **{v}**" for task, v in by_task.items()) or "none, no primary comparison has runs")
         + ".",
         "",
         "| # | primary comparison | claimed | task | method | baseline | diff | 95% CI | p | Holm p | verdict |",
