@@ -335,5 +335,7 @@ def plan_changes(old: Plan, new: Plan) -> list[str]:
                 f"{c.claim} {c.label}: {was.role} {was.claimed} on {was.tasks or 'all'} -> "
                 f"{c.role} {c.claimed} on {c.tasks or 'all'}"
             )
+        elif (was.why, was.note) != (c.why, c.note):
+            lines.append(f"{c.claim} {c.label}: reworded (why {c.why!r}, note {c.note!r})")
     lines += [f"removed from {c.claim} ({c.role}): {c.label} {c.claimed}" for k, c in before.items() if k not in after]
     return lines

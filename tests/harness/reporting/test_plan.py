@@ -164,12 +164,14 @@ def test_a_version_2_change_is_listed(tmp_path: Path) -> None:
     moved = v2["claims"]["C2"]["secondary"].pop(0)  # foresight-no-rl vs sft-mimic: fidelity@1 becomes primary
     v2["claims"]["C2"]["primary"].append(moved)
     v2["claims"]["C4"]["secondary"] = []
+    v2["claims"]["C3"]["primary"][0]["note"] = "confirmed on dev"
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump({"versions": [_v1(), v2]}))
     old, new = load_versions(tmp_path / "plan.yaml")
     assert new.sha256 != old.sha256 and old.sha256 == load_plan().sha256
     assert plan_changes(old, new) == [
         "alpha: 0.05 -> 0.01",
         "C2 foresight-no-rl vs sft-mimic: fidelity@1: secondary > 0 on all -> primary > 0 on all",
+        "C3 foresight vs react: success: reworded (why 'foresight beats react', note 'confirmed on dev')",
         "removed from C4 (secondary): foresight vs foresight-no-amt: fidelity@1 > 0",
         "removed from C4 (secondary): foresight-no-rl vs foresight-no-order: fidelity@1 > 0",
     ]
