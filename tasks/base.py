@@ -138,7 +138,10 @@ class Task(Protocol):
         """Returns the text the agent sees first (goal, question or numbers)."""
 
     def describe(self, state: Hashable) -> str:
-        """Returns the Markov state as text, for world-model lines of D_world."""
+        """Returns the Markov state as text, for world-model lines of D_world; its last word is the turns left.
+
+        The contamination audit relies on that last word: it matches a start state at any turn count.
+        """
 
     def thought(self, state: Hashable) -> str:
         """Returns the expert's ReAct thought for `state` (a short restatement of what is needed)."""
