@@ -34,12 +34,13 @@ from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.training.stages import (
     BOARD_DIR,
+    MARKER,
     StageSpec,
+    file_checksums,
     parse_mixed,
     stage_hash,
     stage_problem,
     stage_status,
-    weight_checksums,
 )
 from tasks.base import Task
 
@@ -132,12 +133,17 @@ def _needs_training(target: Path, key: str, cache: Path) -> bool:
     """Returns whether a cache entry must be made; HarnessError for a corrupt one. Call it holding the entry's lock."""
     status = stage_status(target)
     if status == "corrupt":
-        raise HarnessError(
-            f"cached checkpoint {target} is corrupt ({stage_problem(target)}); delete that directory to retrain it"
-        )
+        raise _corrupt(target)
     if status == "missing":
         remove_leftovers(cache, [key])  # temp directories of a writer that was killed while saving
     return status == "missing"
+
+
+def _corrupt(target: Path) -> HarnessError:
+    """Returns the error of a corrupt cache entry: the file at fault, and what to do."""
+    return HarnessError(
+        f"cached checkpoint {target} is corrupt ({stage_problem(target)}); delete that directory to retrain it"
+    )
 
 
 def load_checkpoint(checkpoint: Checkpoint) -> tuple[Any, Any]:
@@ -152,8 +158,8 @@ def load_checkpoint(checkpoint: Checkpoint) -> tuple[Any, Any]:
 
 
 def _write_marker(directory: Path, info: dict[str, Any]) -> None:
-    info = {**info, "checksums": weight_checksums(directory)}
-    atomic_write_text(directory / "stage.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    info = {**info, "files": file_checksums(directory)}
+    atomic_write_text(directory / MARKER, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def _wrap_lora(model: Any, rank: int) -> Any:
@@ -202,7 +208,7 @@ def run_stage(
             if _needs_training(target, key, cache):
                 stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
                 return result, StageOutcome(spec.name, key, False, stats)
-    stats = json.loads((target / "stage.json").read_text()).get("stats", {})
+    stats = json.loads((target / MARKER).read_text()).get("stats", {})
     return result, StageOutcome(spec.name, key, True, stats)
 
 
@@ -243,7 +249,7 @@ def _train_stage(
     distributed.launch({"stage": stage}, work, launcher, f"stage {spec.name}")
     if stage_status(target) != "complete":
         raise HarnessError(f"the processes training stage {spec.name} ended without writing {target}")
-    return json.loads((target / "stage.json").read_text())["stats"]
+    return json.loads((target / MARKER).read_text())["stats"]
 
 
 def fit_and_save(
@@ -345,7 +351,10 @@ def trained_checkpoint(
     lora = profile.model.lora and bool(profile.model.path)
     for spec in method.stages:
         key = stage_hash(spec, checkpoint.hash, data_hash(task, profile, seed))
-        if stage_status(cache / key) != "complete":
+        status = stage_status(cache / key)
+        if status == "corrupt":
+            raise _corrupt(cache / key)
+        if status != "complete":
             raise HarnessError(
                 f"{method_name} on {task_name} seed {seed} (profile {profile.name}) is not trained in {cache}: "
                 f"stage {spec.name} is missing; run `harness train --method {method_name} --task {task_name} "
