@@ -29,7 +29,7 @@ from harness.core.registry import make_task, method_factory
 from harness.core.store import atomic_dir, atomic_write_text, remove_leftovers
 from harness.core.traces import FORMAT_WORDS
 from harness.data.recipes import Corpora, build_corpora, mixed_rows
-from harness.training import distributed
+from harness.training import distributed, resume
 from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.training.stages import (
@@ -230,6 +230,9 @@ def _train_stage(
     """
     work = cache / f"{target.name}.partial"
     work.mkdir(parents=True, exist_ok=True)
+    launcher = distributed.current()
+    if launcher is None or launcher.machine_rank() == 0:  # the holder of the stage's lock
+        resume.drop_damaged(work)
     rows = None if spec.kind == "grpo" else stage_rows(spec, corpora(), seed)
     stage = {
         "spec": spec,
@@ -241,7 +244,6 @@ def _train_stage(
         "target": target,
         "lora_rank": profile.model.lora_rank if lora else None,
     }
-    launcher = distributed.current()
     if launcher is None:
         return fit_and_save(**stage)
     distributed.check_split(spec.settings, launcher.total_processes(), spec.name)
