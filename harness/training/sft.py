@@ -199,7 +199,8 @@ def latest_checkpoint(work_dir: Path) -> str | None:
 
     The Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint whose
     trainer_state.json is missing or cut short was being written when the process died; the
-    previous one (kept until the new one is complete) is used instead.
+    previous one (kept until the new one has its manifest, see CheckpointManifest) is used instead.
+    The stage's caller has dropped the checkpoints that fail their manifest (resume.drop_damaged).
     """
     found = []
     for path in work_dir.glob("checkpoint-*"):

@@ -2,7 +2,8 @@
 
 The chain starts from the initial checkpoint (the tiny model built for the seed, or `--model`),
 and each stage's output is cached under `results/cache/<stage hash>/`. An interrupted stage
-leaves TRL checkpoints in `<hash>.partial/` and the next call resumes from the newest one.
+leaves TRL checkpoints in `<hash>.partial/` and the next call resumes from the newest one that
+checks out against its manifest (harness.training.resume; a damaged one is dropped with a warning).
 One process at a time writes a cache entry (`<hash>.lock`); another that needs the same entry
 waits, then finds it finished. With LoRA, each stage stores only its adapter; loading a
 checkpoint merges the chain of adapters into the base model.
@@ -198,12 +199,13 @@ def run_stage(
     lora = profile.model.lora and bool(profile.model.path)
     result = _chained(source, key, target, lora)
     launcher = distributed.current()
-    if stage_status(target) != "complete" and launcher is not None and launcher.machine_rank() > 0:
+    complete = stage_status(target) == "complete"  # hashes every file of the entry: once per call
+    if not complete and launcher is not None and launcher.machine_rank() > 0:
         # A machine after the first trains its share of the stage that machine 0 holds the lock of
         # and writes (the cache is shared between the machines).
         stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
         return result, StageOutcome(spec.name, key, False, stats)
-    if stage_status(target) != "complete":
+    if not complete:
         with locked(cache / f"{key}.lock", f"stage {spec.name} ({key})", wait=True):
             if _needs_training(target, key, cache):
                 stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
