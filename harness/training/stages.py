@@ -4,10 +4,13 @@ A stage's hash covers its kind, data recipe, agent format, rewards, trainer sett
 its input checkpoint and the hash of its data (task, knobs, data spec, seed). Methods that share a
 prefix of stages therefore share the checkpoints (vanilla-rl reuses react's sft; the ablations
 reuse foresight's stages). A finished stage directory holds the HF checkpoint, `log.jsonl` (loss,
-reward and tokens seen per logged step) and `stage.json`, written last with the sha256 of every
-weight file: a directory without it is not a finished stage, and one whose weights no longer
-match it is corrupt. A finished stage is never changed in place: a corrupt one is reported (the
-command exits 2 naming the file) and retrained only once the user has deleted it.
+reward and tokens seen per logged step), `tensorboard/` and `stage.json`, written last with the
+sha256 of every other file in the directory, at any depth (`files`, by relative path): a directory
+without it is not a finished stage, and one with a file missing, changed or not listed is corrupt.
+A finished stage is never changed in place: a corrupt one is reported (the command exits 2 naming
+the file) and retrained only once the user has deleted it. A stage.json written before full
+checksums lists the weight files alone (`checksums`): those are verified, and the first read in a
+process says in one line that its other files are not checked.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,8 +165,24 @@ def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
     return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, settings, input_hash, data_hash)
 
 
+MARKER = "stage.json"
+"""The file a finished stage's directory gets last: its info, stats and the checksums of its other files."""
+_NOTED_LEGACY: set[Path] = set()
+
+
+def file_checksums(directory: Path, skip: str = MARKER) -> dict[str, str]:
+    """Returns the sha256 of every file under `directory`, at any depth, by posix path relative to it, but `skip`."""
+    sums = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != skip:
+            sums[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
+
+
 def weight_checksums(directory: Path) -> dict[str, str]:
-    """Returns the sha256 of every weight file (safetensors or bin) in `directory`."""
+    """Returns the sha256 of every weight file (safetensors or bin) in `directory`: what a stage.json before
+    full checksums lists."""
     sums = {}
     for path in sorted(directory.iterdir()):
         if path.suffix in (".safetensors", ".bin") and path.is_file():
@@ -170,26 +190,42 @@ def weight_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def stage_problem(directory: Path) -> str | None:
-    """Returns why a stage directory that has its stage.json is corrupt, or None when its weights check out."""
-    try:
-        stored = json.loads((directory / "stage.json").read_text())["checksums"]
-        if not isinstance(stored, dict) or not stored:
-            return "stage.json lists no weight checksums"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "stage.json is unreadable"
-    found = weight_checksums(directory)
+def checksum_problem(found: dict[str, str], stored: dict[str, str], listing: str) -> str | None:
+    """Returns the first file of `stored` missing or changed in `found`, or of `found` not in `stored`, as a
+    phrase naming `listing` (the file that holds `stored`); None when the two agree."""
     for name, digest in sorted(stored.items()):
         if name not in found:
             return f"{name} is missing"
         if found[name] != digest:
-            return f"{name} does not match the sha256 in stage.json"
+            return f"{name} does not match the sha256 in {listing}"
     extra = sorted(set(found) - set(stored))
-    return f"{extra[0]} is not listed in stage.json" if extra else None
+    return f"{extra[0]} is not listed in {listing}" if extra else None
+
+
+def stage_problem(directory: Path) -> str | None:
+    """Returns why a stage directory that has its stage.json is corrupt, or None when its files check out."""
+    try:
+        info = json.loads((directory / MARKER).read_text())
+        stored = info["files"] if "files" in info else info["checksums"]
+        if not isinstance(stored, dict) or not stored:
+            return f"{MARKER} lists no checksums"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{MARKER} is unreadable"
+    if "files" in info:
+        return checksum_problem(file_checksums(directory), stored, MARKER)
+    problem = checksum_problem(weight_checksums(directory), stored, MARKER)
+    if problem is None and directory not in _NOTED_LEGACY:
+        _NOTED_LEGACY.add(directory)
+        print(
+            f"note: {directory / MARKER} predates full checksums: its weights check out, its other files are"
+            " not checked (delete the directory to retrain it with them)",
+            file=sys.stderr,
+        )
+    return problem
 
 
 def stage_status(directory: Path) -> str:
     """Returns 'missing', 'complete' or 'corrupt' for a stage directory in the cache."""
-    if not (directory / "stage.json").exists():
+    if not (directory / MARKER).exists():
         return "missing"
     return "corrupt" if stage_problem(directory) else "complete"

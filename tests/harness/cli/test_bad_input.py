@@ -96,8 +96,18 @@ def _truncate(directory: Path) -> None:
 def _wrong_checksum(directory: Path) -> None:
     marker = directory / "stage.json"
     info = json.loads(marker.read_text())
-    info["checksums"]["model.safetensors"] = "0" * 64
+    info["files"]["model.safetensors"] = "0" * 64
     marker.write_text(json.dumps(info))
+
+
+def _swap_two_ids(directory: Path) -> None:
+    """Swaps the ids of the first two tokens of the vocabulary in tokenizer.json: the same file size, other episodes."""
+    path = directory / "tokenizer.json"
+    tokenizer = json.loads(path.read_text())
+    vocab = tokenizer["model"]["vocab"]
+    first, second = sorted(vocab, key=vocab.__getitem__)[:2]
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    path.write_text(json.dumps(tokenizer))
 
 
 def _model_dir(d: Path, fill: Callable[[Path], None]) -> list[str]:
@@ -216,6 +226,21 @@ CASES = [
     # cached checkpoints
     Case("cache-truncated-safetensors", lambda d: _cached_init(d, _truncate), "does not match the sha256"),
     Case("cache-wrong-checksum", lambda d: _cached_init(d, _wrong_checksum), "does not match the sha256"),
+    Case(
+        "cache-tokenizer-ids-swapped",
+        lambda d: _cached_init(d, _swap_two_ids),
+        "tokenizer.json does not match the sha256 in stage.json); delete that directory",
+    ),
+    Case(
+        "cache-extra-file",
+        lambda d: _cached_init(d, lambda c: (c / "notes.txt").write_text("mine\n")),
+        "notes.txt is not listed in stage.json",
+    ),
+    Case(
+        "cache-missing-file",
+        lambda d: _cached_init(d, lambda c: (c / "config.json").unlink()),
+        "config.json is missing",
+    ),
     Case(
         "cache-stage-json-broken",
         lambda d: _cached_init(d, lambda c: (c / "stage.json").write_text("{")),
