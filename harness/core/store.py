@@ -1,4 +1,10 @@
-"""Atomic writes: a file or directory appears complete under its name, or not at all."""
+"""Atomic writes: a file or directory appears complete under its name, or not at all.
+
+Files and directories written here get the mode the process's umask implies (0666 & ~umask,
+0777 & ~umask), as `open` and `mkdir` would give them, not the 0600/0700 of `tempfile`, so that a
+store shared by a group stays readable to it. A failure to write names the path the caller gave
+(never the temp file) and the system's reason, as one HarnessError line.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,54 @@ from pathlib import Path
 from harness.core.errors import HarnessError
 
 
+def current_umask() -> int:
+    """Returns the process's umask, read without changing it where Linux shows it (/proc/self/status).
+
+    Elsewhere it is read by setting it and setting it back, which a thread creating a file at that
+    very moment could see.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def write_error(exc: OSError, path: Path) -> HarnessError:
+    """Returns the one-line error for `exc` met while writing `path`: that path and the system's reason."""
+    return HarnessError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, path) from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Writes `text` to `path` through a temp file in the same directory, then a rename."""
     if path.is_dir():
         raise HarnessError(f"cannot write {path}: it is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    _make_parent(path)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {exc.strerror or exc} in folder {path.parent}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -32,9 +74,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yields a temp directory beside `path` that replaces `path` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _make_parent(path)
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {exc.strerror or exc} in folder {path.parent}") from None
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
         yield tmp
         if path.exists():
             shutil.rmtree(path)
@@ -42,6 +88,21 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copies the folder `source` to `target`, stopping at the first OSError, which it raises as it is.
+
+    shutil.copytree copies on after a failure and then raises every failure as one list; on a full
+    disk that is a screenful. Callers name the path the user knows in the error (`write_error`).
+    """
+    for item in sorted(source.rglob("*")):
+        destination = target / item.relative_to(source)
+        if item.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(item, destination)
 
 
 def remove_leftovers(directory: Path, names: list[str]) -> list[Path]:
