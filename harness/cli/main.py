@@ -156,7 +156,7 @@ def compare(
                 for seed in prof.seeds:
                     if not is_complete(run_dir(runs, prof.name, task, name, seed)):
                         evaluate_run(name, task, prof, seed, cache, runs)
-    pairs = load_pairs(prof, runs, method_name, baseline, tasks_)
+    pairs = load_pairs(prof, runs, method_name, baseline, tasks_, cache=cache)
     verbal = (method_factory(method_name)(prof).verbal_p, method_factory(baseline)(prof).verbal_p)
     text = render(compare_table(pairs, verbal, prof.data.look_k), fmt, method_name, baseline)
     if out:

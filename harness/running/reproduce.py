@@ -21,8 +21,9 @@ from harness.core import faults
 from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
-from harness.core.runs import dumps, is_complete, read_run, run_dir
+from harness.core.runs import dumps, is_complete, run_dir
 from harness.core.store import atomic_write_text
+from harness.evaluation.compare import read_checked_run
 from harness.reporting.report import Cost, claim_tests, evidence, write_report
 from harness.reporting.sweeps import budget_section_for
 from harness.running.workers import Item, execute
@@ -146,7 +147,7 @@ def summary_table(profile: Profile, runs: Path) -> pd.DataFrame:
         for method in profile.methods + profile.ablations:
             seeds = profile.seeds if method in profile.methods else profile.ablation_seeds
             found = [
-                read_run(run_dir(runs, profile.name, task, method, s)).metrics
+                read_checked_run(run_dir(runs, profile.name, task, method, s)).metrics
                 for s in seeds
                 if is_complete(run_dir(runs, profile.name, task, method, s))
             ]
