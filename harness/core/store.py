@@ -8,14 +8,16 @@ store shared by a group stays readable to it. A failure to write names the path 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.core.errors import HarnessError
+from harness.core.locks import locked
 
 
 def current_umask() -> int:
@@ -103,6 +105,84 @@ def copy_tree(source: Path, target: Path) -> None:
         else:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(item, destination)
+
+
+STAGE = ".outputs"
+"""Name prefix of the temp folder `staged_outputs` writes in."""
+
+
+@contextmanager
+def staged_outputs(folder: Path, names: Sequence[str]) -> Iterator[Path]:
+    """Yields a temp folder in `folder` holding its entries `names` (hard links); on success they replace them.
+
+    The block writes (and removes) files under the temp folder as it would under `folder`; only
+    when it has finished are the files renamed into place one by one, and the files it removed
+    removed. A failure in the block (full disk, bad input) leaves `folder` as it was, and the
+    folders this made for it are removed again. Only a kill during the final renames can leave
+    some entries new and others old. A temp folder of a killed process is removed by the next call.
+    """
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE}.", dir=folder))
+    except OSError as exc:
+        raise write_error(exc, folder) from None
+    try:
+        with locked(stage / ".lock", f"outputs {stage}", wait=False):
+            _remove_dead_stages(folder, stage)
+            os.chmod(stage, 0o777 & ~current_umask())
+            for name in names:
+                if (folder / name).is_dir():
+                    shutil.copytree(folder / name, stage / name, copy_function=_link)
+                elif (folder / name).is_file():
+                    _link(folder / name, stage / name)
+            yield stage
+            for name in names:
+                _publish(stage / name, folder / name)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for path in made:  # deepest first; a folder something else has written into stays
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link(source: Path | str, target: Path | str) -> None:
+    """Hard-links `target` to `source`, or copies it where the file system has no hard links."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _publish(staged: Path, target: Path) -> None:
+    """Renames the files under `staged` over those under `target` and removes the ones `staged` lacks."""
+    if staged.is_file():
+        os.replace(staged, target)
+        return
+    kept = {p.relative_to(staged) for p in staged.rglob("*") if not p.is_dir()} if staged.is_dir() else set()
+    for relative in sorted(kept):
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged / relative, target / relative)
+    if target.is_file():
+        target.unlink()
+    for old in sorted(target.rglob("*")) if target.is_dir() else []:
+        if not old.is_dir() and old.relative_to(target) not in kept:
+            old.unlink()
+
+
+def _remove_dead_stages(folder: Path, mine: Path) -> None:
+    """Removes the temp folders of `staged_outputs` in `folder` whose process died (their lock is free)."""
+    for stage in folder.glob(f"{STAGE}.*"):
+        if stage == mine or not (stage / ".lock").is_file():
+            continue
+        try:
+            with locked(stage / ".lock", f"outputs {stage}", wait=False):
+                shutil.rmtree(stage, ignore_errors=True)
+        except HarnessError:
+            pass  # a live writer's
 
 
 def remove_leftovers(directory: Path, names: list[str]) -> list[Path]:
