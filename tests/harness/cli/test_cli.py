@@ -64,3 +64,29 @@ def test_malformed_profile_file(monkeypatch, capsys, tmp_path: Path) -> None:
     bad.write_text("tasks: {graph-nav: {n_nodes: 2}}\n")
     code, _, err = run(monkeypatch, capsys, "tasks", "show", "graph-nav", "--profile", str(bad))
     assert code == 2 and "n_nodes" in err
+
+
+def test_a_full_disk_during_a_tree_copy_prints_one_line_naming_a_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+    import shutil
+
+    from harness.cli.main import os_error_line
+
+    source = tmp_path / "board"
+    source.mkdir()
+    for name in ("a", "b"):
+        (source / name).write_text("event\n")
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    # A stage's TensorBoard folder is copied with shutil.copytree, which raises all failures as one list.
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with pytest.raises(shutil.Error) as info:
+        shutil.copytree(source, tmp_path / "copy")
+    assert os_error_line(info.value) in {
+        f"cannot write {tmp_path}/copy/{name}: No space left on device (and 1 more file(s))" for name in "ab"
+    }
+    plain = PermissionError(errno.EACCES, "Permission denied", "/tmp/.x.tmp", None, "/data/x")  # a rename
+    assert os_error_line(plain) == "Permission denied: /data/x"
