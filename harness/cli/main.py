@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -158,7 +159,9 @@ def compare(
                 for seed in prof.seeds:
                     if not is_complete(run_dir(runs, prof.name, task, name, seed)):
                         evaluate_run(name, task, prof, seed, cache, runs)
-    pairs = load_pairs(prof, runs, method_name, baseline, tasks_, cache=cache)
+    # The hint for a missing run repeats the user's own --profile (a name or a file), --runs and --cache.
+    options = shlex.join(["--profile", profile, "--runs", str(runs), "--cache", str(cache)])
+    pairs = load_pairs(prof, runs, method_name, baseline, tasks_, options=options)
     verbal = (method_factory(method_name)(prof).verbal_p, method_factory(baseline)(prof).verbal_p)
     text = render(compare_table(pairs, verbal, prof.data.look_k), fmt, method_name, baseline)
     if out:

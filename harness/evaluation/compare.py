@@ -8,6 +8,7 @@ the two methods shared cancels.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +57,20 @@ def missing_runs(
     methods: Sequence[str],
     tasks: Sequence[str],
     seeds: Sequence[int],
-    cache: Path | None = None,
+    options: str | None = None,
 ) -> list[str]:
-    """Returns, per missing or incomplete run, the command that makes it (in `runs`, training into `cache`)."""
-    where = f" --runs {runs}" + (f" --cache {cache}" if cache is not None else "")
+    """Returns, per missing or incomplete run, the command that makes it.
+
+    `options` ends each command (the caller's own `--profile ... --runs ... --cache ...`, so that
+    the runs are made where it looks); by default `--profile <name> --runs <runs>`.
+    """
+    options = options or f"--profile {shlex.quote(profile.name)} --runs {shlex.quote(str(runs))}"
     lines = []
     for task in tasks:
         for method in methods:
             for seed in seeds:
                 if not is_complete(run_dir(runs, profile.name, task, method, seed)):
-                    lines.append(
-                        f"harness eval --method {method} --task {task} --seed {seed} --profile {profile.name}{where}"
-                    )
+                    lines.append(f"harness eval --method {method} --task {task} --seed {seed} {options}")
     return lines
 
 
@@ -78,18 +81,18 @@ def load_pairs(
     baseline: str,
     tasks: Sequence[str],
     seeds: Sequence[int] | None = None,
-    cache: Path | None = None,
+    options: str | None = None,
 ) -> list[Pair]:
     """Returns the paired runs (of the profile's seeds by default); HarnessError if any is missing or unpaired.
 
-    `cache` is the stage cache the hint for a missing run names (the caller's `--cache`).
+    `options` ends the commands the error gives for missing runs (`missing_runs`).
     """
     seeds = profile.seeds if seeds is None else seeds
     if method == baseline:
         raise HarnessError(f"cannot compare {method} with itself; pick another --baseline")
     for name in (method, baseline):
         method_factory(name)  # unknown names fail here, with the known ones listed
-    missing = missing_runs(profile, runs, [method, baseline], tasks, seeds, cache)
+    missing = missing_runs(profile, runs, [method, baseline], tasks, seeds, options)
     if missing:
         raise HarnessError(
             f"{len(missing)} run(s) missing or incomplete; make them with (or pass --run-missing): "

@@ -298,6 +298,11 @@ CASES = [
         "--seed 0 --profile smoke --runs my-runs --cache my-cache",
     ),
     Case(
+        "compare-hint-keeps-a-profile-file",
+        _profile(SMALL, "compare", "--runs", "r", "--cache", "c"),
+        "/p.yaml --runs r --cache c",  # not `--profile p`, which names no profile
+    ),
+    Case(
         "report-episodes-cut-short",
         _report_cut_short,
         "run runs/smoke/countdown/react/seed0 is corrupt: its episodes.jsonl holds 1 episode(s), its metrics.json",
