@@ -90,3 +90,25 @@ def test_a_full_disk_during_a_tree_copy_prints_one_line_naming_a_file(tmp_path: 
     }
     plain = PermissionError(errno.EACCES, "Permission denied", "/tmp/.x.tmp", None, "/data/x")  # a rename
     assert os_error_line(plain) == "Permission denied: /data/x"
+
+
+def test_eval_on_a_full_disk_is_one_line_naming_the_path(monkeypatch, capsys, tmp_path: Path) -> None:
+    import errno
+    import os
+    import shutil
+
+    copyfile = shutil.copyfile
+
+    def full_under_runs(src, dst, *args, **kwargs):
+        if "/runs/" in str(Path(dst).resolve()):  # the run store's disk is full; the cache's is not
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return copyfile(src, dst, *args, **kwargs)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(shutil, "copyfile", full_under_runs)
+    args = ["eval", "--method", "react", "--task", "countdown", "--profile", "smoke", "--runs", "runs", "--quiet"]
+    code, _, err = run(monkeypatch, capsys, *args, "--cache", "cache")
+    assert code == 2
+    assert err == "error: cannot write runs/smoke/countdown/react/seed0/tensorboard/sft: No space left on device\n"
+    run_files = sorted(p.name for p in (tmp_path / "runs/smoke/countdown/react/seed0").iterdir())
+    assert run_files == [".lock"]  # no metrics.json, no half-copied board
