@@ -6,6 +6,7 @@ Registered on the `harness` group by `harness.cli.main`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -135,8 +136,8 @@ def verify(
 
     if jobs < 1:
         raise HarnessError(f"--jobs must be at least 1, got {jobs}")
-    if atol is not None and atol < 0:
-        raise HarnessError(f"--atol must not be negative, got {atol}")
+    if atol is not None and not (math.isfinite(atol) and atol >= 0):
+        raise HarnessError(f"--atol must be a finite number >= 0, got {atol}")
     prof = load_profile(profile)
     if reference is None and not prof.reference:
         raise HarnessError(f"profile {prof.name} names no committed reference; give --reference DIR")

@@ -165,6 +165,37 @@ def _profile_binary(d: Path) -> list[str]:
     return ["tasks", "list", "--profile", str(d / "bin.yaml")]
 
 
+def _data_build(task: str, records: list[dict]) -> Callable[[Path], list[str]]:
+    """Writes `records` to d/data.jsonl and builds the task's data from it (smoke's other settings)."""
+
+    def make(d: Path) -> list[str]:
+        (d / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return ["data", "build", "--task", task, *SMOKE, "--data", str(d / "data.jsonl"), "--out", str(d / "built")]
+
+    return make
+
+
+GSM8K = [{"question": f"Ana has {i} pens and buys 1 more. How many?", "answer": f"#### {i + 1}"} for i in range(20)]
+HOTPOT = {
+    "_id": "q1",
+    "question": "Where was Ilsa Varn born?",
+    "answer": "Oskby",
+    "supporting_facts": [["Ilsa Varn", 1]],
+    "context": [["Ilsa Varn", ["Ilsa Varn is a painter.", "She was born in Oskby."]], ["Tarn", ["Tarn is a town."]]],
+}
+
+
+def _report_cut_short(d: Path) -> list[str]:
+    _run(d, "react", ["a"], metrics='{"n_episodes": 2}\n')
+    return ["report", *SMOKE, "--runs", "runs", "--results", "out"]
+
+
+def _compare_extra_episode(d: Path) -> list[str]:
+    _run(d, "react", ["a", "b"], metrics='{"n_episodes": 2}\n')
+    _run(d, "vanilla-rl", ["a", "b", "c"], metrics='{"n_episodes": 2}\n')
+    return ["compare", "--method", "vanilla-rl", "--baseline", "react", "--task", "countdown", *SMOKE, "--runs", "runs"]
+
+
 CASES = [
     # command line
     Case("unknown-command", _args("frobnicate"), "No such command 'frobnicate'"),
@@ -262,6 +293,46 @@ CASES = [
     Case("compare-task-not-in-profile", _args("compare", "--task", "maze", *SMOKE), "task 'maze' is not in profile"),
     Case("compare-missing-runs", _args("compare", *SMOKE, "--runs", "runs"), "run(s) missing"),
     Case("compare-out-is-a-dir", _compare_out_is_a_dir, "table: it is a directory"),
+    # files and I/O (issue 28)
+    Case("data-holds-no-records", _data_build("gsm8k", []), "/data.jsonl holds no records"),
+    Case(
+        "data-pools-too-small",
+        _data_build("gsm8k", GSM8K),
+        "train pool smaller than its dev pool (train 1, dev 15, test 4 from 20 records)",
+    ),
+    Case(
+        "hotpotqa-repeated-id",
+        _data_build("hotpotqa", [HOTPOT, dict(HOTPOT, question="Who is Ilsa Varn?")]),
+        "data.jsonl:2: id 'hotpotqa-q1' is also the id of another record, at ",
+    ),
+    Case(
+        "hotpotqa-sent-id-past-its-paragraph",
+        _data_build("hotpotqa", [dict(HOTPOT, supporting_facts=[["Ilsa Varn", 2]])]),
+        "data.jsonl:1: supporting fact ('Ilsa Varn', 2) names no sentence: that paragraph has 2",
+    ),
+    Case("verify-atol-nan", _args("verify", *SMOKE, "--atol", "nan"), "--atol must be a finite number >= 0, got nan"),
+    # /sys refuses new files even to root, which chmod cannot arrange.
+    Case(
+        "compare-out-unwritable-folder",
+        lambda d: [*_compare(d), "--out", "/sys/table.txt"],
+        "cannot write /sys/table.txt: Permission denied in folder /sys",
+    ),
+    Case(
+        "compare-hint-keeps-runs-and-cache",
+        _args("compare", "--task", "countdown", *SMOKE, "--runs", "my-runs", "--cache", "my-cache"),
+        "--seed 0 --profile smoke --runs my-runs --cache my-cache",
+    ),
+    Case(
+        "compare-hint-keeps-a-profile-file",
+        _profile(SMALL, "compare", "--runs", "r", "--cache", "c"),
+        "/p.yaml --runs r --cache c",  # not `--profile p`, which names no profile
+    ),
+    Case(
+        "report-episodes-cut-short",
+        _report_cut_short,
+        "run runs/smoke/countdown/react/seed0 is corrupt: its episodes.jsonl holds 1 episode(s), its metrics.json",
+    ),
+    Case("compare-episodes-added", _compare_extra_episode, "holds 3 episode(s), its metrics.json says 2"),
 ]
 
 
