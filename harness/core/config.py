@@ -43,8 +43,10 @@ class Bounds:
         return f"must be {self}" if below or above else None
 
     def __str__(self) -> str:
-        low = f"[{self.ge}" if self.ge is not None else f"({self.gt}" if self.gt is not None else ""
-        high = f"{self.le}]" if self.le is not None else f"{self.lt})" if self.lt is not None else ""
+        """Returns the interval as messages write it: ">= 1", "> 0", "<= 5" or "in [0, 1)" (floats as 0, not 0.0)."""
+        ge, gt, le, lt = (f"{v:g}" if isinstance(v, float) else v for v in (self.ge, self.gt, self.le, self.lt))
+        low = f"[{ge}" if ge is not None else f"({gt}" if gt is not None else ""
+        high = f"{le}]" if le is not None else f"{lt})" if lt is not None else ""
         if low and high:
             return f"in {low}, {high}"
         if low:
