@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, did_you_mean
 
 INVALID_ACTION = "invalid action"
 """Observation for an action that does not parse for the task (never an exception)."""
@@ -49,7 +49,8 @@ class TaskConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for name, value in knobs.items():
             if name not in fields:
-                raise HarnessError(f"unknown knob {name!r} for task {task} (known: {', '.join(sorted(fields))})")
+                hint = did_you_mean(name, fields)
+                raise HarnessError(f"unknown knob {name!r} for task {task} ({hint}known: {', '.join(sorted(fields))})")
             f = fields[name]
             kind = type(f.default)
             if kind is float and isinstance(value, int) and not isinstance(value, bool):

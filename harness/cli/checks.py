@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.options import CACHE, DATA, JOBS, PROFILE, RUNS, resolve_profile
+from harness.cli.options import CACHE, DATA, JOBS, PROFILE, RUNS, SEED, resolve_profile
 from harness.core.errors import HarnessError
 
 
@@ -20,7 +20,7 @@ from harness.core.errors import HarnessError
 @click.option("--method", "method_name", default=None, help="probe this method's trained checkpoint instead")
 @click.option("--task", "task_name", default=None, help="one task of the profile (default: all of them)")
 @PROFILE
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--limit", default=None, type=int, help="probe only the first N items of each probe")
 @click.option("--lora", is_flag=True, help="with --method and --model: the method was trained with LoRA on --model")
 @click.option("--batch-size", default=16, show_default=True, type=int)

@@ -48,7 +48,10 @@ from harness.core.errors import HarnessError
 )
 def cli(include_path: tuple[Path, ...]) -> None:
     """foresight-harness: foresight training (WM-AMT, FE-SFT, FC-RL) beside its baselines."""
+    from harness.core import faults
     from harness.core.registry import INCLUDE_ENV
+
+    faults.check()  # a malformed HARNESS_KILL_AT fails here, not at its point midway through a command
 
     if include_path:
         # Through the environment, so that worker processes (reproduce --jobs) import them too.
