@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, did_you_mean
 
 INVALID_ACTION = "invalid action"
 """Observation for an action that does not parse for the task (never an exception)."""
@@ -49,7 +49,8 @@ class TaskConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for name, value in knobs.items():
             if name not in fields:
-                raise HarnessError(f"unknown knob {name!r} for task {task} (known: {', '.join(sorted(fields))})")
+                hint = did_you_mean(name, fields)
+                raise HarnessError(f"unknown knob {name!r} for task {task} ({hint}known: {', '.join(sorted(fields))})")
             f = fields[name]
             kind = type(f.default)
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -138,7 +139,10 @@ class Task(Protocol):
         """Returns the text the agent sees first (goal, question or numbers)."""
 
     def describe(self, state: Hashable) -> str:
-        """Returns the Markov state as text, for world-model lines of D_world."""
+        """Returns the Markov state as text, for world-model lines of D_world; its last word is the turns left.
+
+        The contamination audit relies on that last word: it matches a start state at any turn count.
+        """
 
     def thought(self, state: Hashable) -> str:
         """Returns the expert's ReAct thought for `state` (a short restatement of what is needed)."""

@@ -252,6 +252,40 @@ def record_id(record: dict[str, Any], where: str, keys: tuple[str, ...] = ("id",
     return re.sub(r"\s+", "", where.rsplit("/", 1)[-1])
 
 
+def unique_ids(parse: Callable[[Located, int], Any]) -> Callable[[Located, int], Any]:
+    """Returns `parse` refusing a record whose id an earlier, different record has (HarnessError naming both).
+
+    Instances are told apart by id (search indexes, reference-policy tables); a verbatim copy is the
+    same instance and is left to the question de-duplication of `make_pools`.
+    """
+    seen: dict[str, tuple[str, Any]] = {}
+
+    def checked(located: Located, index: int) -> Any:
+        instance = parse(located, index)
+        where, first = seen.setdefault(instance.id, (located.where, instance))
+        if first != instance:
+            raise HarnessError(f"{located.where}: id {instance.id!r} is also the id of another record, at {where}")
+        return instance
+
+    return checked
+
+
+def check_pools(pools: Pools, what: str, records: int, n_dev: int) -> None:
+    """Returns None; HarnessError saying the sizes when a pool is empty or the train pool is smaller than dev.
+
+    The dev carve-out takes up to n_dev of the train side, down to a train pool of one instance: a
+    small file would otherwise train on a handful of instances with no word about it.
+    """
+    sizes = f"train {len(pools.train)}, dev {len(pools.dev)}, test {len(pools.test)} from {records} records"
+    if not pools.train or not pools.test:
+        raise HarnessError(f"{what} gives no train or no test instances ({sizes})")
+    if len(pools.train) < len(pools.dev):
+        raise HarnessError(
+            f"{what} gives a train pool smaller than its dev pool ({sizes}): too small to train on; "
+            f"lower n_dev (now {n_dev}) or give more records"
+        )
+
+
 RESERVED_SWAPS = {";": ",", "->": "-", "|": "/"}
 """Format symbols that real text may hold, and the plain symbol each becomes in a task's text."""
 
@@ -294,14 +328,21 @@ class RecordTask:
 
     @property
     def pools(self) -> Pools:
-        """Returns the train/dev/test pools, reading the data on first use."""
+        """Returns the train/dev/test pools, reading the data on first use.
+
+        HarnessError, naming the data, when it holds no records, two records share an id, or the
+        pools are too small to train on (`check_pools`).
+        """
         if getattr(self, "_pools", None) is None:
             c = self.config
+            source = f"data {c.data}" if c.data else f"{self.HUB[0]} ({self.HUB[1]}) in the datasets cache"
             records = read_source(Path(c.data)) if c.data else hub_records(*self.HUB, self.name)
+            if not any(records.values()):
+                raise HarnessError(f"task {self.name}: {source} holds no records")
             key = functools.partial(start_key, self)
-            self._pools = make_pools(records, self.parse, c.n_dev, c.split_seed, key)
-            if not self._pools.train or not self._pools.test:
-                raise HarnessError(f"task {self.name}: the data gives no train or no test records")
+            pools = make_pools(records, unique_ids(self.parse), c.n_dev, c.split_seed, key)
+            check_pools(pools, f"task {self.name}: {source}", sum(map(len, records.values())), c.n_dev)
+            self._pools = pools
         return self._pools
 
     def instances(self) -> list:

@@ -123,7 +123,7 @@ def parse_record(record: Any, where: str) -> HotpotQuestion:
     for field in ("context", "supporting_facts"):
         if field not in record:
             raise HarnessError(f"{where}: '{field}' is missing")
-    paragraphs = []
+    paragraphs, counts = [], {}  # counts: title -> sentences in the record
     for title, sentences in _pairs(record["context"], ("title", "sentences"), where, "context"):
         if (
             not isinstance(title, str)
@@ -132,6 +132,7 @@ def parse_record(record: Any, where: str) -> HotpotQuestion:
         ):
             raise HarnessError(f"{where}: a context paragraph must be a title and a list of sentences")
         paragraphs.append((plain_text(title, RESERVED), tuple(plain_text(s, RESERVED) for s in sentences if s.strip())))
+        counts[paragraphs[-1][0]] = len(sentences)  # sent_id counts blank sentences too
     titles = [t for t, _ in paragraphs]
     support: list[str] = []
     for title, sent_id in _pairs(record["supporting_facts"], ("title", "sent_id"), where, "supporting_facts"):
@@ -140,6 +141,10 @@ def parse_record(record: Any, where: str) -> HotpotQuestion:
         title = plain_text(title, RESERVED)
         if title not in titles:
             raise HarnessError(f"{where}: supporting fact title {title!r} is not among the context titles")
+        if not 0 <= sent_id < counts[title]:
+            raise HarnessError(
+                f"{where}: supporting fact ({title!r}, {sent_id}) names no sentence: that paragraph has {counts[title]}"
+            )
         if title not in support:
             support.append(title)
     if not support:

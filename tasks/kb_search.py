@@ -17,6 +17,7 @@ built so that train expert episodes retrieve every document they need.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -310,6 +311,27 @@ class KbSearch:
     def prompt(self, state: KbState) -> str:
         """Returns "question <entity> <relations...>"."""
         return " ".join(("question", state.entity, *state.relations))
+
+    def overlap_patterns(self, instance: KbQuestion) -> list[str]:
+        """Returns regexes of training texts whose hop chain overlaps this question's (the contamination audit).
+
+        The question inside a longer one (`question e r1` in `question e r1 r2 ...`), and each of its proper
+        sub-questions, alone or inside a longer question: a contiguous part of its chain asked from the
+        entity where that part starts (`question e r1` and `question t r2` for `question e r1 r2`, t the
+        tail of r1 from e).
+        """
+        relations = "(?: (?:" + "|".join(RELATIONS) + "))"
+        patterns = [rf"(?<!\S){re.escape(self.prompt(self.reset(instance)))}{relations}+(?!\S)"]
+        entities = [instance.entity]
+        for r in instance.relations:
+            entities.append(self.tail[(entities[-1], r)])
+        n = len(instance.relations)
+        for i in range(n):
+            for j in range(i + 1, n + 1):
+                if (i, j) != (0, n):
+                    words = " ".join(("question", entities[i], *instance.relations[i:j]))
+                    patterns.append(rf"(?<!\S){re.escape(words)}(?!\S)")
+        return patterns
 
     def describe(self, state: KbState) -> str:
         """Returns the question, the retrieved documents (by document id) and the turns left."""

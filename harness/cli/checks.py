@@ -6,11 +6,12 @@ Registered on the `harness` group by `harness.cli.main`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
-from harness.cli.options import CACHE, DATA, JOBS, PROFILE, RUNS, resolve_profile
+from harness.cli.options import CACHE, DATA, JOBS, PROFILE, RUNS, SEED, resolve_profile
 from harness.core.errors import HarnessError
 
 
@@ -19,7 +20,7 @@ from harness.core.errors import HarnessError
 @click.option("--method", "method_name", default=None, help="probe this method's trained checkpoint instead")
 @click.option("--task", "task_name", default=None, help="one task of the profile (default: all of them)")
 @PROFILE
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--limit", default=None, type=int, help="probe only the first N items of each probe")
 @click.option("--lora", is_flag=True, help="with --method and --model: the method was trained with LoRA on --model")
 @click.option("--batch-size", default=16, show_default=True, type=int)
@@ -135,8 +136,8 @@ def verify(
 
     if jobs < 1:
         raise HarnessError(f"--jobs must be at least 1, got {jobs}")
-    if atol is not None and atol < 0:
-        raise HarnessError(f"--atol must not be negative, got {atol}")
+    if atol is not None and not (math.isfinite(atol) and atol >= 0):
+        raise HarnessError(f"--atol must be a finite number >= 0, got {atol}")
     prof = load_profile(profile)
     if reference is None and not prof.reference:
         raise HarnessError(f"profile {prof.name} names no committed reference; give --reference DIR")

@@ -8,6 +8,9 @@ traceback and exits 1.
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import sys
 import time
 import warnings
@@ -45,7 +48,10 @@ from harness.core.errors import HarnessError
 )
 def cli(include_path: tuple[Path, ...]) -> None:
     """foresight-harness: foresight training (WM-AMT, FE-SFT, FC-RL) beside its baselines."""
+    from harness.core import faults
     from harness.core.registry import INCLUDE_ENV
+
+    faults.check()  # a malformed HARNESS_KILL_AT fails here, not at its point midway through a command
 
     if include_path:
         # Through the environment, so that worker processes (reproduce --jobs) import them too.
@@ -156,7 +162,9 @@ def compare(
                 for seed in prof.seeds:
                     if not is_complete(run_dir(runs, prof.name, task, name, seed)):
                         evaluate_run(name, task, prof, seed, cache, runs)
-    pairs = load_pairs(prof, runs, method_name, baseline, tasks_)
+    # The hint for a missing run repeats the user's own --profile (a name or a file), --runs and --cache.
+    options = shlex.join(["--profile", profile, "--runs", str(runs), "--cache", str(cache)])
+    pairs = load_pairs(prof, runs, method_name, baseline, tasks_, options=options)
     verbal = (method_factory(method_name)(prof).verbal_p, method_factory(baseline)(prof).verbal_p)
     text = render(compare_table(pairs, verbal, prof.data.look_k), fmt, method_name, baseline)
     if out:
@@ -324,12 +332,26 @@ def main() -> None:
     except OSError as exc:
         # A path the user named cannot be read or written (missing, a file where a folder must be,
         # no permission, disk full): the user's to fix, so one line and exit 2, not a traceback.
-        # A failed rename names the temp file first; the path the user gave is the second.
-        named = exc.filename2 or exc.filename
-        where = f": {named}" if named else ""
-        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        click.echo(f"error: {os_error_line(exc)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def os_error_line(exc: OSError) -> str:
+    """Returns the one line an OSError prints: the system's reason and the path.
+
+    A failed rename names the temp file first; the path the user gave is the second. shutil.copytree
+    raises every file it failed to copy as one list (a full disk fails them all): the first stands
+    for them.
+    """
+    failures = exc.args[0] if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) else []
+    if failures and len(failures[0]) == 3:
+        _, target, why = failures[0]
+        reason = re.sub(r"^\[Errno \d+\] ", "", str(why)).split(": '")[0]
+        more = f" (and {len(failures) - 1} more file(s))" if len(failures) > 1 else ""
+        return f"cannot write {target}: {reason}{more}"
+    named = exc.filename2 or exc.filename
+    return f"{exc.strerror or exc}" + (f": {named}" if named else "")
 
 
 if __name__ == "__main__":

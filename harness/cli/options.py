@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from harness.core.config import SEED_MAX
 from harness.core.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ def option_group(*decorators: Callable) -> Callable:
     return apply
 
 
-SEED = click.IntRange(min=0)
-"""Seeds feed numpy's SeedSequence, which takes non-negative integers only."""
+SEED = click.IntRange(min=0, max=SEED_MAX)
+"""Seeds feed numpy's and torch's seeding: integers in [0, 2**32 - 1], as a profile's seeds."""
 
 PROFILE = click.option("--profile", default="default", show_default=True, help="smoke, default, paper, or a .yaml path")
 

@@ -18,44 +18,117 @@ from typing import Any
 
 import yaml
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, did_you_mean
 
 PROFILE_DIR = Path(__file__).parent.parent / "profiles"
 
 
-def doc(default: Any, help: str) -> Any:
-    """Returns a dataclass field carrying its help text (the field's docstring)."""
+SEED_MAX = 2**32 - 1
+"""The largest seed: seeds go into numpy's and torch's seeding, and [0, 2**32 - 1] is what every one of them takes."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The interval a numeric setting must lie in; each end closed (ge, le), open (gt, lt) or absent."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        """Returns "must be >= 1" (or the like) for a value outside the interval, None for one inside."""
+        below = (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+        above = (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt)
+        return f"must be {self}" if below or above else None
+
+    def __str__(self) -> str:
+        """Returns the interval as messages write it: ">= 1", "> 0", "<= 5" or "in [0, 1)" (floats as 0, not 0.0)."""
+        ge, gt, le, lt = (f"{v:g}" if isinstance(v, float) else v for v in (self.ge, self.gt, self.le, self.lt))
+        low = f"[{ge}" if ge is not None else f"({gt}" if gt is not None else ""
+        high = f"{le}]" if le is not None else f"{lt})" if lt is not None else ""
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
+        return f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
+
+
+def doc(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """Returns a dataclass field carrying its help text and the values it allows (checked by `build_dataclass`).
+
+    ge/gt/le/lt bound a number (each item of a list of numbers): >=, >, <=, <; `choices` lists a string's values.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if (ge, gt, le, lt) != (None, None, None, None):
+        metadata["bounds"] = Bounds(ge, gt, le, lt)
+    if choices:
+        metadata["choices"] = choices
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model a run starts from: the tiny default built from a config, or a local checkpoint."""
 
-    hidden_size: int = doc(128, "tiny model: width of the residual stream")
-    n_layers: int = doc(4, "tiny model: transformer blocks")
-    n_heads: int = doc(4, "tiny model: attention heads")
-    intermediate_size: int = doc(512, "tiny model: width of the MLP")
-    max_positions: int = doc(1024, "tiny model: longest sequence in tokens")
+    hidden_size: int = doc(128, "tiny model: width of the residual stream (a multiple of n_heads)", ge=1)
+    n_layers: int = doc(4, "tiny model: transformer blocks", ge=1)
+    n_heads: int = doc(4, "tiny model: attention heads", ge=1)
+    intermediate_size: int = doc(512, "tiny model: width of the MLP", ge=1)
+    max_positions: int = doc(1024, "tiny model: longest sequence in tokens", ge=1)
     path: str = doc("", "a local HF causal LM (directory or .gguf) instead of the tiny model; empty = tiny")
     lora: bool = doc(False, "wrap a --model checkpoint with PEFT LoRA adapters in every stage")
-    lora_rank: int = doc(16, "LoRA rank")
+    lora_rank: int = doc(16, "LoRA rank", ge=1)
+
+    def problem(self) -> str | None:
+        """Returns why the tiny model cannot be built (heads that do not divide the width), or None."""
+        if not self.path and self.hidden_size % self.n_heads:
+            return f"n_heads ({self.n_heads}) must divide hidden_size ({self.hidden_size})"
+        return None
 
 
 @dataclass(frozen=True)
 class DataSpec:
     """The data recipes (docs/design.md#data-recipes)."""
 
-    look_k: int = doc(2, "actions per plan in a foresight block (and observations per rollout)")
-    world_episodes: int = doc(1000, "exploration episodes behind D_world (random, epsilon-greedy, noisy-expert)")
-    outcome_every: int = doc(2, "write a 'state, plan -> outcome' line at every n-th exploration state")
-    expert_share: float = doc(0.2, "share of D_world tokens that are D_expert episodes (keeps the policy)")
+    look_k: int = doc(2, "actions per plan in a foresight block (and observations per rollout)", ge=1)
+    world_episodes: int = doc(1000, "exploration episodes behind D_world (random, epsilon-greedy, noisy-expert)", ge=1)
+    outcome_every: int = doc(2, "write a 'state, plan -> outcome' line at every n-th exploration state", ge=1)
+    expert_share: float = doc(
+        0.2, "share of D_world tokens that are D_expert episodes (keeps the policy)", ge=0.0, lt=1.0
+    )
     reference_success: float = doc(
         0.5,
         "success rate, from the train instances' start states, of the reference policy whose value D_look's p "
         "states: an epsilon-noisy expert, epsilon solved per task and seed (about the trained agents' dev success)",
+        ge=0.0,
+        le=1.0,
+    )
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the test split (or, for model selection, the dev split) is played: the profile's `eval:` section."""
+
+    batch_size: int = doc(64, "episodes advanced together in one batch", ge=1)
+    max_turn_tokens: int = doc(48, "longest agent turn in tokens", ge=1)
+    candidates: int = doc(8, "first moves sampled per test instance for selection gain (0 = skip)", ge=0)
+    candidate_temperature: float = doc(1.0, "sampling temperature of those candidates", gt=0.0)
+    split: str = doc(
+        "test",
+        "the split played: test, or dev to choose a configuration without looking at test",
+        choices=("test", "dev"),
     )
 
 
@@ -63,10 +136,10 @@ class DataSpec:
 class Profile:
     """A resolved profile: everything a run depends on besides the seed and the code."""
 
-    name: str = doc("custom", "profile name, for display only")
+    name: str = doc("custom", "profile name: the folder its runs go in (runs/<name>/), so a plain folder name")
     description: str = doc("", "what the profile is for")
-    seeds: list[int] = doc([0], "seeds of the main comparison")
-    ablation_seeds: list[int] = doc([0], "seeds of the ablations")
+    seeds: list[int] = doc([0], "seeds of the main comparison", ge=0, le=SEED_MAX)
+    ablation_seeds: list[int] = doc([0], "seeds of the ablations", ge=0, le=SEED_MAX)
     methods: list[str] = doc(
         ["react", "sft-mimic", "vanilla-rl", "foresight"], "methods of the main comparison (reproduce)"
     )
@@ -81,7 +154,7 @@ class Profile:
     data: DataSpec = doc(DataSpec(), "data recipes")
     stages: dict[str, dict[str, Any]] = doc({}, "stage name -> trainer settings (harness/training/stages.py)")
     match_budget: bool = doc(True, "give sft-mimic the token budget of wm-amt + fe-sft")
-    eval: dict[str, Any] = doc({}, "evaluation settings")
+    eval: dict[str, Any] = doc({}, "evaluation settings (EvalSettings)")
     sweeps: dict[str, dict[str, Any]] = doc(
         {},
         "sweep name -> {vary: {dotted profile key: [values]}, tasks: [...], methods: [...], seeds: [...]} "
@@ -102,7 +175,11 @@ class Profile:
 
 
 def build_dataclass(cls: type, values: Any, where: str) -> Any:
-    """Returns `cls` built from a mapping, or raises HarnessError naming the bad key."""
+    """Returns `cls` built from a mapping, or raises HarnessError naming the bad key or value.
+
+    Each value must have its field's type and lie in the bounds or choices its `doc(...)` gives; a
+    class with a `problem()` method (values that do not fit together) is refused when it returns one.
+    """
     if not isinstance(values, dict):
         raise HarnessError(f"{where} must be a mapping, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -110,14 +187,36 @@ def build_dataclass(cls: type, values: Any, where: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise HarnessError(f"unknown key {key!r} in {where} (known: {', '.join(fields)})")
+            hint = did_you_mean(str(key), fields)
+            raise HarnessError(f"unknown key {key!r} in {where} ({hint}known: {', '.join(fields)})")
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
-    return cls(**kwargs)
+        _check_allowed(fields[key], kwargs[key], f"{where}.{key}")
+    built = cls(**kwargs)
+    problem = built.problem() if callable(getattr(built, "problem", None)) else None
+    if problem:
+        raise HarnessError(f"{where}: {problem}")
+    return built
+
+
+def _check_allowed(f: dataclasses.Field, value: Any, where: str) -> None:
+    """Raises HarnessError for a value (or an item of a list) outside the field's bounds or choices."""
+    bounds, choices = f.metadata.get("bounds"), f.metadata.get("choices")
+    for item in value if isinstance(value, list) else [value]:
+        problem = bounds.problem(item) if bounds is not None and item is not None else None
+        if problem:
+            raise HarnessError(f"{where} {problem}, got {item!r}")
+        if choices and item not in choices:
+            raise HarnessError(f"{where} must be one of {', '.join(choices)}, got {item!r}")
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return build_dataclass(hint, value, where)
+    if isinstance(hint, types.UnionType):
+        arms = [arm for arm in typing.get_args(hint) if arm is not type(None)]
+        if value is None and len(arms) < len(typing.get_args(hint)):
+            return None
+        return _coerce(arms[0], value, where) if len(arms) == 1 else value
     origin = typing.get_origin(hint) or hint
     if origin in (list, tuple):
         if not isinstance(value, list):
@@ -133,23 +232,42 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     wrong_bool = isinstance(value, bool) != (origin is bool)
     if origin in (int, float, str, bool) and (not isinstance(value, origin) or wrong_bool):
         raise HarnessError(f"{where} must be {origin.__name__}, got {value!r}")
-    if origin is Any or isinstance(origin, types.UnionType):
-        return value
     return value
 
 
-def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
-    """Returns the profile named `smoke`, `default` or `paper`, or read from a YAML path."""
+def check_folder_name(name: str, what: str) -> None:
+    """Raises HarnessError unless `name` is one plain folder name: not empty, no separator, no leading dot.
+
+    Profile and sweep names become folders of the run store and the results; `../x` or `/x` would write outside.
+    """
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise HarnessError(f"{what} {name!r} must be a plain folder name")
+
+
+def _profile_path(name_or_path: str) -> Path:
+    """Returns the file of a shipped profile's name or of a path; HarnessError for neither."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = PROFILE_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-            raise HarnessError(f"unknown profile {name_or_path!r} (known: {known}, or a path to a .yaml file)")
+        shipped = PROFILE_DIR / f"{name_or_path}.yaml"
+        if shipped.exists():
+            return shipped
+        if path.is_dir():
+            raise HarnessError(f"profile {name_or_path} is a directory, not a profile (a .yaml file)")
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        hint = did_you_mean(name_or_path, known)
+        raise HarnessError(
+            f"unknown profile {name_or_path!r} ({hint}known: {', '.join(known)}, or a path to a .yaml file)"
+        )
     if not path.exists():
         raise HarnessError(f"profile file {path} does not exist")
     if not path.is_file():
         raise HarnessError(f"profile {path} is not a file")
+    return path
+
+
+def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
+    """Returns the profile named `smoke`, `default` or `paper`, or read from a YAML path, checked (`check_profile`)."""
+    path = _profile_path(name_or_path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -167,30 +285,39 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
             else:
                 values[key] = value
     profile = build_dataclass(Profile, values, f"profile {path.name}")
+    check_folder_name(profile.name, f"profile {path.name}: name")
     check_profile(profile, path.name)
     return profile
 
 
 def check_profile(profile: Profile, where: str) -> None:
-    """Raises HarnessError for a profile no run can use: no tasks or seeds, a negative seed, an unknown task or knob."""
-    from harness.core.registry import task_class
+    """Raises HarnessError for a profile no run can use.
+
+    That is: no tasks or seeds, an unknown task or knob, eval settings out of range, a stage name no
+    registered method reads, or a stage setting out of range (each method is built to check them).
+    """
+    from harness.core.registry import stage_keys, task_class
 
     if not profile.tasks:
         raise HarnessError(f"profile {where} names no tasks")
     if not profile.seeds:
         raise HarnessError(f"profile {where} lists no seeds")
-    for seed in profile.seeds + profile.ablation_seeds:
-        if seed < 0:
-            raise HarnessError(f"profile {where} has a negative seed {seed} (seeds are integers >= 0)")
     for section, entries in (("tasks", profile.tasks), ("stages", profile.stages)):
         for name, value in entries.items():
             if value is not None and not isinstance(value, dict):
                 raise HarnessError(f"profile {where}: {section}.{name} must be a mapping, got {value!r}")
-    for name, knobs in profile.tasks.items():
-        try:
+    try:
+        for name, knobs in profile.tasks.items():
             task_class(name).Config.from_knobs(name, knobs)
-        except HarnessError as exc:
-            raise HarnessError(f"profile {where}: {exc}") from None
+        build_dataclass(EvalSettings, profile.eval, "eval")
+        known = stage_keys(profile)
+    except HarnessError as exc:
+        raise HarnessError(f"profile {where}: {exc}") from None
+    for name in profile.stages:
+        if name not in known:
+            hint = did_you_mean(name, known)
+            read = ", ".join(sorted(known))
+            raise HarnessError(f"profile {where}: unknown stage {name!r} ({hint}the registered methods read: {read})")
 
 
 def canonical_json(obj: Any) -> str:

@@ -13,6 +13,7 @@ decorators run, then the user's own, from outside the repository:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, did_you_mean
 
 TASKS: dict[str, Callable[..., Any]] = {}
 METHODS: dict[str, Callable[..., Any]] = {}
@@ -105,7 +106,7 @@ def _lookup(table: dict[str, Callable[..., Any]], kind: str, name: str):
     load_plugins()
     if name not in table:
         known = ", ".join(sorted(table)) or "none"
-        raise HarnessError(f"unknown {kind} {name!r} (known: {known})")
+        raise HarnessError(f"unknown {kind} {name!r} ({did_you_mean(name, table)}known: {known})")
     return table[name]
 
 
@@ -117,6 +118,40 @@ def task_class(name: str):
 def method_factory(name: str):
     """Returns the registered method factory for `name`, or raises HarnessError."""
     return _lookup(METHODS, "method", name)
+
+
+class _ReadKeys(dict):
+    """A dict that records which keys were looked up (get, [], in)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def stage_keys(profile: Any) -> set[str]:
+    """Returns the names under the profile's `stages:` that the registered methods read, building each method.
+
+    The engine names no method: which stage names mean something is what the methods' factories look
+    up. Building them also checks every stage setting they read (a bad value raises HarnessError).
+    """
+    load_plugins()
+    reading = _ReadKeys(profile.stages)
+    probe = dataclasses.replace(profile, stages=reading)
+    for factory in METHODS.values():
+        factory(probe)
+    return reading.read
 
 
 def task_names() -> list[str]:

@@ -10,7 +10,15 @@ For every training corpus of a task and seed the audit counts
 (b) `eval_states_in_text`: the share of dev and test initial states whose text appears anywhere in
     the corpus text: the prompt as a whole line, or the state as D_world describes it as whole words.
     Reported, not required to be 0: exploration may pass through a test instance's start state
-    on the way elsewhere (a graph-nav node with the same goal and turns left, say).
+    on the way elsewhere (a graph-nav node with the same goal and turns left, say). Two wider
+    matches are counted beside it, over the same instances:
+    `counter_free`: the start state as D_world describes it whatever its turn counter says (the
+    description's last word, by the Task protocol: a graph-nav `goal n7 at n3 left 4` matches a
+    start with 6 left);
+    `overlapping`: the instance's question overlaps a training text by the task's own rule
+    (`overlap_patterns`, optional: a kb-search question inside a longer question, or one of its
+    sub-questions asked, which a text holding the question itself does too); tasks without the
+    hook count 0.
 
 The corpora: D_expert and D_look (expert episodes), D_world (exploration episodes and the
 D_expert episodes mixed into it), the RL prompt pool of fc-rl and vanilla-rl, and the few-shot
@@ -23,7 +31,7 @@ import re
 from dataclasses import dataclass
 
 from harness.core.errors import HarnessError
-from tasks.base import Episode, Splits, Task, eval_keys, match_key, normalized_text
+from tasks.base import Episode, Splits, Task, eval_keys, normalized_text, start_key
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,30 @@ class CorpusAudit:
     """(a) Of those, how many start at a dev or test instance (must be 0)."""
     eval_states_in_text: float
     """(b) Share of dev and test initial states whose text appears anywhere in the corpus text."""
+    counter_free: int = 0
+    """(b) Dev and test instances whose start state appears in the text with any turn counter."""
+    overlapping: int = 0
+    """(b) Dev and test instances whose question overlaps a training question (the task's overlap_patterns)."""
+    evaluated: int = 0
+    """The dev and test instances (b) counts over."""
+
+
+def counter_free_pattern(description: str) -> str:
+    """Returns a regex of a state description with its last word (the turns-left counter) any number."""
+    head, _, _ = description.rpartition(" ")
+    return rf"(?<!\S){re.escape(head)} \d+(?!\S)"
+
+
+def wider_matches(texts: list[str], task: Task, splits: Splits) -> tuple[int, int]:
+    """Returns how many dev and test instances match `texts` (counter_free, overlapping); see the module doc."""
+    joined = "\n".join(texts)
+    overlap = getattr(task, "overlap_patterns", None)
+    free = overlapping = 0
+    for instance in (*splits.dev, *splits.test):
+        free += bool(re.search(counter_free_pattern(task.describe(task.reset(instance))), joined))
+        if overlap is not None:
+            overlapping += any(re.search(pattern, joined, re.MULTILINE) for pattern in overlap(instance))
+    return free, overlapping
 
 
 def _share_in_text(texts: list[str], task: Task, splits: Splits) -> float:
@@ -72,16 +104,25 @@ def audit_corpora(
     prompt_of = {e.instance_id: normalized_text(e.prompt) for e in expert}
     expert_keys = [normalized_text(e.prompt) for e in expert]
     world_keys = [normalized_text(e.prompt) for e in world] + [prompt_of[i] for i in world_expert_ids]
-    pool_keys = [match_key(task, inst) for inst in splits.train]
+    pool_prompts = [start_key(task, inst) for inst in splits.train]
+    pool_keys = [normalized_text(prompt) for prompt in pool_prompts]
     starts = {
         "D_expert": (expert_keys, texts["D_expert"]),
         "D_look": (expert_keys, texts["D_look"]),
         "D_world": (world_keys, texts["D_world"]),
-        "rl-prompts": (pool_keys, pool_keys),
-        "few-shot": (pool_keys, pool_keys),
+        "rl-prompts": (pool_keys, pool_prompts),
+        "few-shot": (pool_keys, pool_prompts),
     }
+    evaluated = len(splits.dev) + len(splits.test)
     return [
-        CorpusAudit(name, len(keys), sum(k in banned for k in keys), _share_in_text(text, task, splits))
+        CorpusAudit(
+            name,
+            len(keys),
+            sum(k in banned for k in keys),
+            _share_in_text(text, task, splits),
+            *wider_matches(text, task, splits),
+            evaluated,
+        )
         for name, (keys, text) in starts.items()
     ]
 
@@ -100,6 +141,8 @@ def audit_lines(audits: list[CorpusAudit]) -> list[str]:
     """Returns the audit as the lines `harness data build` prints."""
     return [
         f"audit     {a.corpus:<10} episodes={a.episodes:<6} eval instances starting one={a.eval_starts} "
-        f"(must be 0); eval start states anywhere in its text={a.eval_states_in_text:.0%}"
+        f"(must be 0); eval start states anywhere in its text={a.eval_states_in_text:.0%}; "
+        f"of {a.evaluated} eval instances: start state at any turn counter {a.counter_free}, "
+        f"question overlapping a training one {a.overlapping}"
         for a in audits
     ]

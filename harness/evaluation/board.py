@@ -8,12 +8,11 @@ metrics at step 0. Event files are outputs only: no command reads them back, and
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.store import atomic_dir, remove_leftovers
+from harness.core.store import atomic_dir, copy_tree, remove_leftovers, write_error
 from harness.training.stages import BOARD_DIR
 
 HEADLINE = (
@@ -55,7 +54,10 @@ def write_board(path: Path, metrics: dict[str, Any], stages: Sequence[tuple[str,
         for name, key in stages:
             source = cache / key / BOARD_DIR
             if source.is_dir():
-                shutil.copytree(source, tmp / name)
+                try:
+                    copy_tree(source, tmp / name)
+                except OSError as exc:
+                    raise write_error(exc, path / BOARD_DIR / name) from None
         writer = SummaryWriter(log_dir=str(tmp / "eval"))
         for tag, value in headline_scalars(metrics).items():
             writer.add_scalar(tag, value, 0)

@@ -8,6 +8,7 @@ the two methods shared cancels.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,29 +35,64 @@ class Pair:
     baseline: Run
 
 
+def read_checked_run(path: Path) -> Run:
+    """Returns the complete run at `path`; HarnessError naming it when its episodes.jsonl lacks or adds episodes.
+
+    metrics.json records how many episodes were scored; a file cut short (or appended to) since then
+    would give other numbers than the run's own, with nothing to show for it.
+    """
+    run = read_run(path)
+    expected = run.metrics.get("n_episodes")
+    if expected is not None and expected != len(run.records):
+        raise HarnessError(
+            f"run {path} is corrupt: its episodes.jsonl holds {len(run.records)} episode(s), its metrics.json "
+            f"says {expected}; rerun its `harness eval`"
+        )
+    return run
+
+
 def missing_runs(
-    profile: Profile, runs: Path, methods: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
+    profile: Profile,
+    runs: Path,
+    methods: Sequence[str],
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    options: str | None = None,
 ) -> list[str]:
-    """Returns, per missing or incomplete run, the command that makes it."""
+    """Returns, per missing or incomplete run, the command that makes it.
+
+    `options` ends each command (the caller's own `--profile ... --runs ... --cache ...`, so that
+    the runs are made where it looks); by default `--profile <name> --runs <runs>`.
+    """
+    options = options or f"--profile {shlex.quote(profile.name)} --runs {shlex.quote(str(runs))}"
     lines = []
     for task in tasks:
         for method in methods:
             for seed in seeds:
                 if not is_complete(run_dir(runs, profile.name, task, method, seed)):
-                    lines.append(f"harness eval --method {method} --task {task} --seed {seed} --profile {profile.name}")
+                    lines.append(f"harness eval --method {method} --task {task} --seed {seed} {options}")
     return lines
 
 
 def load_pairs(
-    profile: Profile, runs: Path, method: str, baseline: str, tasks: Sequence[str], seeds: Sequence[int] | None = None
+    profile: Profile,
+    runs: Path,
+    method: str,
+    baseline: str,
+    tasks: Sequence[str],
+    seeds: Sequence[int] | None = None,
+    options: str | None = None,
 ) -> list[Pair]:
-    """Returns the paired runs (of the profile's seeds by default); HarnessError if any is missing or unpaired."""
+    """Returns the paired runs (of the profile's seeds by default); HarnessError if any is missing or unpaired.
+
+    `options` ends the commands the error gives for missing runs (`missing_runs`).
+    """
     seeds = profile.seeds if seeds is None else seeds
     if method == baseline:
         raise HarnessError(f"cannot compare {method} with itself; pick another --baseline")
     for name in (method, baseline):
         method_factory(name)  # unknown names fail here, with the known ones listed
-    missing = missing_runs(profile, runs, [method, baseline], tasks, seeds)
+    missing = missing_runs(profile, runs, [method, baseline], tasks, seeds, options)
     if missing:
         raise HarnessError(
             f"{len(missing)} run(s) missing or incomplete; make them with (or pass --run-missing): "
@@ -65,8 +101,8 @@ def load_pairs(
     pairs = []
     for task in tasks:
         for seed in seeds:
-            a = read_run(run_dir(runs, profile.name, task, method, seed))
-            b = read_run(run_dir(runs, profile.name, task, baseline, seed))
+            a = read_checked_run(run_dir(runs, profile.name, task, method, seed))
+            b = read_checked_run(run_dir(runs, profile.name, task, baseline, seed))
             if [r["instance_id"] for r in a.records] != [r["instance_id"] for r in b.records]:
                 raise HarnessError(f"runs {a.path} and {b.path} did not play the same episodes; re-evaluate one")
             pairs.append(Pair(task, seed, a, b))
@@ -159,7 +195,7 @@ def load_runs(profile: Profile, runs: Path, method: str, tasks: Sequence[str], s
     found = []
     for task in tasks:
         for seed in seeds:
-            run = read_run(run_dir(runs, profile.name, task, method, seed))
+            run = read_checked_run(run_dir(runs, profile.name, task, method, seed))
             found.append(Pair(task, seed, run, run))
     return found
 

@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 from harness.core.errors import HarnessError  # noqa: E402
+from harness.core.store import current_umask  # noqa: E402
 
 METHOD_ORDER = (
     "react", "sft-mimic", "vanilla-rl", "foresight",
@@ -117,6 +118,7 @@ def _save(fig: Figure, out: Path, name: str) -> list[Path]:
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
         target = out / f"{name}.{ext}"
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=out)
+        os.fchmod(fd, 0o666 & ~current_umask())  # as `open` would make it, not mkstemp's 0600
         os.close(fd)
         try:
             fig.savefig(tmp, format=ext, dpi=150, metadata=meta)

@@ -21,8 +21,9 @@ from harness.core import faults
 from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
-from harness.core.runs import dumps, is_complete, read_run, run_dir
-from harness.core.store import atomic_write_text
+from harness.core.runs import dumps, is_complete, run_dir
+from harness.core.store import atomic_write_text, staged_outputs
+from harness.evaluation.compare import read_checked_run
 from harness.evaluation.evaluate import run_to_make
 from harness.reporting.report import Cost, claim_tests, evidence, write_report
 from harness.reporting.sweeps import budget_section_for
@@ -153,7 +154,7 @@ def summary_table(profile: Profile, runs: Path) -> pd.DataFrame:
         for method in profile.methods + profile.ablations:
             seeds = profile.seeds if method in profile.methods else profile.ablation_seeds
             found = [
-                read_run(run_dir(runs, profile.name, task, method, s)).metrics
+                read_checked_run(run_dir(runs, profile.name, task, method, s)).metrics
                 for s in seeds
                 if is_complete(run_dir(runs, profile.name, task, method, s))
             ]
@@ -230,24 +231,31 @@ def measure_cost(started: float, jobs: int) -> Cost:
     return Cost(time.time() - started, peak, worker, jobs)
 
 
+OUTPUTS = ("tables", "figures", "REPORT.md")
+"""What `build_outputs` writes under a results folder; the rest of it (sweeps/) is left alone."""
+
+
 def build_outputs(
     profile: Profile, runs: Path, cache: Path, results: Path, started: float | None = None, jobs: int = 1
 ) -> tuple[list[Path], Cost | None]:
     """Writes tables, figures and REPORT.md from the run store; returns the files written and the cost.
 
     With `started` (the reproduce call's start time) REPORT.md records the wall time and peak memory
-    measured just before it is written; without it (`harness report`) nothing is timed.
+    measured just before it is written; without it (`harness report`) nothing is timed. All of them
+    are written first and then renamed into place (`staged_outputs`): a failure on the way (a full
+    disk) leaves the previous tables, figures and REPORT.md as they were.
     """
     from harness.reporting.plots import plot_all
 
-    summary, written = write_summary(profile, runs, results / "tables")
-    written += plot_all(runs, cache, profile.name, results / "figures", methods=profile.methods + profile.ablations)
-    # The claim tests' paired bootstraps take minutes on the default profile: they count in the wall time.
-    rows = evidence(profile, runs, claim_tests(profile))
-    cost = None if started is None else measure_cost(started, jobs)
-    report = write_report(profile, runs, summary, results, cost, rows)
-    # Sweeps written under this results folder (`harness sweep`'s default out) add their section.
-    for claims in sorted((results / "sweeps").glob("*/claims.csv")):
-        report = report.rstrip("\n") + "\n\n" + budget_section_for(claims.parent)
-    atomic_write_text(results / "REPORT.md", report)
-    return [*written, results / "REPORT.md"], cost
+    with staged_outputs(results, OUTPUTS) as stage:
+        summary, written = write_summary(profile, runs, stage / "tables")
+        written += plot_all(runs, cache, profile.name, stage / "figures", methods=profile.methods + profile.ablations)
+        # The claim tests' paired bootstraps take minutes on the default profile: they count in the wall time.
+        rows = evidence(profile, runs, claim_tests(profile))
+        cost = None if started is None else measure_cost(started, jobs)
+        report = write_report(profile, runs, summary, results, cost, rows)
+        # Sweeps written under this results folder (`harness sweep`'s default out) add their section.
+        for claims in sorted((results / "sweeps").glob("*/claims.csv")):
+            report = report.rstrip("\n") + "\n\n" + budget_section_for(claims.parent)
+        atomic_write_text(stage / "REPORT.md", report)
+    return [results / p.relative_to(stage) for p in [*written, stage / "REPORT.md"]], cost

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from harness.core.config import Profile, as_dict, build_dataclass, check_profile, config_hash
+from harness.core.config import Profile, as_dict, build_dataclass, check_folder_name, check_profile, config_hash
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task, method_factory
 from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, must_make
@@ -113,8 +113,7 @@ def sweep_spec(
             raise HarnessError(f"sweep {name!r}: axis {key} needs a non-empty list of values, got {values!r}")
         if len(set(map(repr, values))) != len(values):
             raise HarnessError(f"sweep {name!r}: axis {key} repeats a value ({values})")
-    if not name or "/" in name or name.startswith("."):
-        raise HarnessError(f"sweep name {name!r} must be a plain folder name")
+    check_folder_name(name, "sweep name")
     return Sweep(
         name=name,
         vary=axes,

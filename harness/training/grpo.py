@@ -31,6 +31,7 @@ from harness.training import distributed
 from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids, p_value_mask
 from harness.training.rewards import calibration_reward, fidelity_reward, scored_turns, success_reward
 from harness.training.sft import (
+    CheckpointManifest,
     JsonlLog,
     StageProgress,
     StepFaults,
@@ -350,7 +351,14 @@ def train_grpo(
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
         rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock, stats),
-        callbacks=[clock, tags, JsonlLog(log_path, extra=lambda: tags.extra), StageProgress(label), StepFaults("grpo")],
+        callbacks=[
+            clock,
+            tags,
+            JsonlLog(log_path, extra=lambda: tags.extra),
+            StageProgress(label),
+            StepFaults("grpo"),
+            CheckpointManifest(),
+        ],
         **extra,
     )
     tags.board = board_callback(trainer, work_dir)

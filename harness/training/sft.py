@@ -26,7 +26,7 @@ from harness.agent import encode_segments
 from harness.core import faults, progress
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_write_text
-from harness.training import distributed
+from harness.training import distributed, resume
 from harness.training.p_smoothing import loss_function, p_token_ids
 from harness.training.stages import BOARD_DIR, SftSettings
 
@@ -90,6 +90,22 @@ class StepFaults(TrainerCallback):
         faults.point(self.point)
 
 
+class CheckpointManifest(TrainerCallback):
+    """Writes each TRL checkpoint's manifest once it is complete, then removes the older ones (harness.training.resume).
+
+    The Trainer's own rotation (`save_total_limit`) is off: it removes the previous checkpoint
+    before `on_save`, so a kill before the manifest was written would leave no checkpoint to resume.
+    """
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"{resume.PREFIX}{state.global_step}"
+        distributed.barrier()  # data-parallel: every process has written its rng_state_<rank>.pth
+        faults.point("checkpoint-save")
+        if state.is_world_process_zero:
+            resume.write_manifest(folder)
+            resume.prune(folder.parent, folder)
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     """Returns the records of a stage's log.jsonl; none in a process other than 0, which never writes it."""
     if distributed.rank() != 0:
@@ -150,7 +166,7 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
     return {
         "output_dir": str(work_dir),
         "save_steps": save_every,
-        "save_total_limit": 1,
+        "save_total_limit": None,  # CheckpointManifest removes the older checkpoints once the new one is verified
         "report_to": ["tensorboard"],
         # On a machine with a GPU the trainers use it (the paper profile); CPU runs are unchanged.
         "use_cpu": not torch.cuda.is_available(),
@@ -183,7 +199,8 @@ def latest_checkpoint(work_dir: Path) -> str | None:
 
     The Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint whose
     trainer_state.json is missing or cut short was being written when the process died; the
-    previous one (kept until the new one is complete) is used instead.
+    previous one (kept until the new one has its manifest, see CheckpointManifest) is used instead.
+    The stage's caller has dropped the checkpoints that fail their manifest (resume.drop_damaged).
     """
     found = []
     for path in work_dir.glob("checkpoint-*"):
@@ -292,7 +309,12 @@ def train_sft(
         train_dataset=data,
         processing_class=tokenizer,
         compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
-        callbacks=[JsonlLog(log_path), StageProgress(label), StepFaults("wm-amt" if full_loss else "sft")],
+        callbacks=[
+            JsonlLog(log_path),
+            StageProgress(label),
+            StepFaults("wm-amt" if full_loss else "sft"),
+            CheckpointManifest(),
+        ],
     )
     trainer.remove_callback(PrinterCallback)
     board_callback(trainer, work_dir)

@@ -4,10 +4,13 @@ A stage's hash covers its kind, data recipe, agent format, rewards, trainer sett
 its input checkpoint and the hash of its data (task, knobs, data spec, seed). Methods that share a
 prefix of stages therefore share the checkpoints (vanilla-rl reuses react's sft; the ablations
 reuse foresight's stages). A finished stage directory holds the HF checkpoint, `log.jsonl` (loss,
-reward and tokens seen per logged step) and `stage.json`, written last with the sha256 of every
-weight file: a directory without it is not a finished stage, and one whose weights no longer
-match it is corrupt. A finished stage is never changed in place: a corrupt one is reported (the
-command exits 2 naming the file) and retrained only once the user has deleted it.
+reward and tokens seen per logged step), `tensorboard/` and `stage.json`, written last with the
+sha256 of every other file in the directory, at any depth (`files`, by relative path): a directory
+without it is not a finished stage, and one with a file missing, changed or not listed is corrupt.
+A finished stage is never changed in place: a corrupt one is reported (the command exits 2 naming
+the file) and retrained only once the user has deleted it. A stage.json written before full
+checksums lists the weight files alone (`checksums`): those are verified, and the first read in a
+process says in one line that its other files are not checked.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core.config import as_dict, build_dataclass, config_hash, doc
-from harness.core.errors import HarnessError
 from harness.core.traces import FORMAT_VERSION
 
 STAGE_KINDS = ("sft", "wm-amt", "grpo")
@@ -47,20 +50,22 @@ def parse_mixed(recipe: str) -> tuple[int, int] | None:
 class SftSettings:
     """Trainer settings of an sft or wm-amt stage (TRL SFTTrainer)."""
 
-    tokens: int = doc(200_000, "training budget in tokens (every token in the batches, context included)")
-    lr: float = doc(1e-3, "peak learning rate (cosine schedule)")
-    batch_size: int = doc(16, "sequences per optimizer step")
-    warmup_ratio: float = doc(0.05, "share of steps spent warming up")
-    weight_decay: float = doc(0.0, "AdamW weight decay")
-    max_length: int = doc(1024, "longest sequence in tokens; longer ones are truncated")
+    tokens: int = doc(200_000, "training budget in tokens (every token in the batches, context included)", ge=1)
+    lr: float = doc(1e-3, "peak learning rate (cosine schedule)", gt=0.0)
+    batch_size: int = doc(16, "sequences per optimizer step", ge=1)
+    warmup_ratio: float = doc(0.05, "share of steps spent warming up", ge=0.0, lt=1.0)
+    weight_decay: float = doc(0.0, "AdamW weight decay", ge=0.0)
+    max_length: int = doc(1024, "longest sequence in tokens; longer ones are truncated", ge=1)
     group_by_length: bool = doc(
         True, "batch examples of similar length (within random groups of 50 batches' worth) to cut padding"
     )
-    save_every: int = doc(100, "steps between resumable TRL checkpoints")
+    save_every: int = doc(100, "steps between resumable TRL checkpoints", ge=1)
     p_smoothing: float = doc(
         0.0,
         "label smoothing at the p value token: this share of the target goes to the values 0.1 away"
         " (0 = plain cross-entropy; below 0.5, so greedy decoding still writes the target)",
+        ge=0.0,
+        lt=0.5,
     )
 
 
@@ -68,20 +73,21 @@ class SftSettings:
 class GrpoSettings:
     """Trainer settings of a grpo stage (TRL GRPOTrainer with our multi-turn rollout_func)."""
 
-    steps: int = doc(20, "optimizer steps")
-    prompts_per_step: int = doc(4, "distinct train instances per step")
-    num_generations: int = doc(8, "episodes per instance (the GRPO group)")
-    lr: float = doc(5e-5, "learning rate")
-    temperature: float = doc(1.0, "sampling temperature of the rollouts")
-    beta: float = doc(0.0, "KL coefficient against the reference model (0 = no reference model)")
-    max_turn_tokens: int = doc(40, "longest agent turn in tokens")
+    steps: int = doc(20, "optimizer steps", ge=1)
+    prompts_per_step: int = doc(4, "distinct train instances per step", ge=1)
+    num_generations: int = doc(8, "episodes per instance (the GRPO group; its advantages need two or more)", ge=2)
+    lr: float = doc(5e-5, "learning rate", gt=0.0)
+    temperature: float = doc(1.0, "sampling temperature of the rollouts", gt=0.0)
+    beta: float = doc(0.0, "KL coefficient against the reference model (0 = no reference model)", ge=0.0)
+    max_turn_tokens: int = doc(40, "longest agent turn in tokens", ge=1)
     lambda_success: float = doc(
-        1.0, "weight of the success reward (0 leaves calibration and fidelity alone: the mechanism check)"
+        1.0, "weight of the success reward (0 leaves calibration and fidelity alone: the mechanism check)", ge=0.0
     )
     p_temperature: float | None = doc(
         None,
         "rollouts sample the token after the word `p` among the values 0.0 ... 1.0 at this temperature "
         "(log-probabilities at the same temperature, so the GRPO ratio stays exact); None: as any token",
+        gt=0.0,
     )
     p_only: bool = doc(
         False,
@@ -93,15 +99,18 @@ class GrpoSettings:
         0.0,
         "share of the prompt pool drawn held-out-like: outside dev and test, needing a part of the world no"
         " train expert episode shows (harness/data/rl_pool.py); 0 = the train split alone",
+        ge=0.0,
+        lt=1.0,
     )
     scale_rewards: str = doc(
         "group",
         "TRL's advantage scaling: group (divide by each group's reward std, GRPO), batch (by the batch's), or"
         " none (Dr. GRPO: the unbiased estimate of the expected-reward gradient; see docs/calibration.md)",
+        choices=("group", "batch", "none"),
     )
-    lambda_cal: float = doc(0.5, "weight of the calibration reward 1 - (p - outcome)^2")
-    lambda_fid: float = doc(0.5, "weight of the rollout-fidelity reward")
-    save_every: int = doc(10, "steps between resumable TRL checkpoints")
+    lambda_cal: float = doc(0.5, "weight of the calibration reward 1 - (p - outcome)^2", ge=0.0)
+    lambda_fid: float = doc(0.5, "weight of the rollout-fidelity reward", ge=0.0)
+    save_every: int = doc(10, "steps between resumable TRL checkpoints", ge=1)
 
 
 @dataclass(frozen=True)
@@ -118,19 +127,13 @@ class StageSpec:
 
 
 def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSettings | GrpoSettings:
-    """Returns the trainer settings of a stage kind from a profile mapping; HarnessError on bad keys."""
-    settings = build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
-    if isinstance(settings, GrpoSettings) and settings.p_temperature is not None and settings.p_temperature <= 0:
-        raise HarnessError(f"{where}: p_temperature must be above 0 (or unset), got {settings.p_temperature}")
-    if isinstance(settings, GrpoSettings) and settings.scale_rewards not in SCALE_REWARDS:
-        known = ", ".join(SCALE_REWARDS)
-        raise HarnessError(f"{where}: scale_rewards must be one of {known}, got {settings.scale_rewards!r}")
-    if isinstance(settings, GrpoSettings) and not 0 <= settings.heldout_like_share < 1:
-        raise HarnessError(f"{where}: heldout_like_share must be in [0, 1), got {settings.heldout_like_share}")
-    return settings
+    """Returns the trainer settings of a stage kind from a profile mapping; HarnessError on a bad key or value.
+
+    Each field's `doc(...)` above gives its range (budgets and batch sizes >= 1, lr > 0, shares in [0, 1)).
+    """
+    return build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
 
 
-SCALE_REWARDS = ("group", "batch", "none")
 ADDED_SETTINGS = {
     "lambda_success": 1.0,
     "p_temperature": None,
@@ -161,8 +164,24 @@ def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
     return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, settings, input_hash, data_hash)
 
 
+MARKER = "stage.json"
+"""The file a finished stage's directory gets last: its info, stats and the checksums of its other files."""
+_NOTED_LEGACY: set[Path] = set()
+
+
+def file_checksums(directory: Path, skip: str = MARKER) -> dict[str, str]:
+    """Returns the sha256 of every file under `directory`, at any depth, by posix path relative to it, but `skip`."""
+    sums = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != skip:
+            sums[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
+
+
 def weight_checksums(directory: Path) -> dict[str, str]:
-    """Returns the sha256 of every weight file (safetensors or bin) in `directory`."""
+    """Returns the sha256 of every weight file (safetensors or bin) in `directory`: what a stage.json before
+    full checksums lists."""
     sums = {}
     for path in sorted(directory.iterdir()):
         if path.suffix in (".safetensors", ".bin") and path.is_file():
@@ -170,26 +189,42 @@ def weight_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def stage_problem(directory: Path) -> str | None:
-    """Returns why a stage directory that has its stage.json is corrupt, or None when its weights check out."""
-    try:
-        stored = json.loads((directory / "stage.json").read_text())["checksums"]
-        if not isinstance(stored, dict) or not stored:
-            return "stage.json lists no weight checksums"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "stage.json is unreadable"
-    found = weight_checksums(directory)
+def checksum_problem(found: dict[str, str], stored: dict[str, str], listing: str) -> str | None:
+    """Returns the first file of `stored` missing or changed in `found`, or of `found` not in `stored`, as a
+    phrase naming `listing` (the file that holds `stored`); None when the two agree."""
     for name, digest in sorted(stored.items()):
         if name not in found:
             return f"{name} is missing"
         if found[name] != digest:
-            return f"{name} does not match the sha256 in stage.json"
+            return f"{name} does not match the sha256 in {listing}"
     extra = sorted(set(found) - set(stored))
-    return f"{extra[0]} is not listed in stage.json" if extra else None
+    return f"{extra[0]} is not listed in {listing}" if extra else None
+
+
+def stage_problem(directory: Path) -> str | None:
+    """Returns why a stage directory that has its stage.json is corrupt, or None when its files check out."""
+    try:
+        info = json.loads((directory / MARKER).read_text())
+        stored = info["files"] if "files" in info else info["checksums"]
+        if not isinstance(stored, dict) or not stored:
+            return f"{MARKER} lists no checksums"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{MARKER} is unreadable"
+    if "files" in info:
+        return checksum_problem(file_checksums(directory), stored, MARKER)
+    problem = checksum_problem(weight_checksums(directory), stored, MARKER)
+    if problem is None and directory not in _NOTED_LEGACY:
+        _NOTED_LEGACY.add(directory)
+        print(
+            f"note: {directory / MARKER} predates full checksums: its weights check out, its other files are"
+            " not checked (delete the directory to retrain it with them)",
+            file=sys.stderr,
+        )
+    return problem
 
 
 def stage_status(directory: Path) -> str:
     """Returns 'missing', 'complete' or 'corrupt' for a stage directory in the cache."""
-    if not (directory / "stage.json").exists():
+    if not (directory / MARKER).exists():
         return "missing"
     return "corrupt" if stage_problem(directory) else "complete"

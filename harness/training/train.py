@@ -2,7 +2,8 @@
 
 The chain starts from the initial checkpoint (the tiny model built for the seed, or `--model`),
 and each stage's output is cached under `results/cache/<stage hash>/`. An interrupted stage
-leaves TRL checkpoints in `<hash>.partial/` and the next call resumes from the newest one.
+leaves TRL checkpoints in `<hash>.partial/` and the next call resumes from the newest one that
+checks out against its manifest (harness.training.resume; a damaged one is dropped with a warning).
 One process at a time writes a cache entry (`<hash>.lock`); another that needs the same entry
 waits, then finds it finished. With LoRA, each stage stores only its adapter; loading a
 checkpoint merges the chain of adapters into the base model.
@@ -29,17 +30,18 @@ from harness.core.registry import make_task, method_factory
 from harness.core.store import atomic_dir, atomic_write_text, remove_leftovers
 from harness.core.traces import FORMAT_WORDS
 from harness.data.recipes import Corpora, build_corpora, mixed_rows
-from harness.training import distributed
+from harness.training import distributed, resume
 from harness.training.methods import Method
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
 from harness.training.stages import (
     BOARD_DIR,
+    MARKER,
     StageSpec,
+    file_checksums,
     parse_mixed,
     stage_hash,
     stage_problem,
     stage_status,
-    weight_checksums,
 )
 from tasks.base import Task
 
@@ -143,12 +145,17 @@ def _needs_training(target: Path, key: str, cache: Path) -> bool:
     """Returns whether a cache entry must be made; HarnessError for a corrupt one. Call it holding the entry's lock."""
     status = stage_status(target)
     if status == "corrupt":
-        raise HarnessError(
-            f"cached checkpoint {target} is corrupt ({stage_problem(target)}); delete that directory to retrain it"
-        )
+        raise _corrupt(target)
     if status == "missing":
         remove_leftovers(cache, [key])  # temp directories of a writer that was killed while saving
     return status == "missing"
+
+
+def _corrupt(target: Path) -> HarnessError:
+    """Returns the error of a corrupt cache entry: the file at fault, and what to do."""
+    return HarnessError(
+        f"cached checkpoint {target} is corrupt ({stage_problem(target)}); delete that directory to retrain it"
+    )
 
 
 def load_checkpoint(checkpoint: Checkpoint) -> tuple[Any, Any]:
@@ -163,8 +170,8 @@ def load_checkpoint(checkpoint: Checkpoint) -> tuple[Any, Any]:
 
 
 def _write_marker(directory: Path, info: dict[str, Any]) -> None:
-    info = {**info, "checksums": weight_checksums(directory)}
-    atomic_write_text(directory / "stage.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    info = {**info, "files": file_checksums(directory)}
+    atomic_write_text(directory / MARKER, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def _wrap_lora(model: Any, rank: int) -> Any:
@@ -203,17 +210,18 @@ def run_stage(
     lora = profile.model.lora and bool(profile.model.path)
     result = _chained(source, key, target, lora)
     launcher = distributed.current()
-    if stage_status(target) != "complete" and launcher is not None and launcher.machine_rank() > 0:
+    complete = stage_status(target) == "complete"  # hashes every file of the entry: once per call
+    if not complete and launcher is not None and launcher.machine_rank() > 0:
         # A machine after the first trains its share of the stage that machine 0 holds the lock of
         # and writes (the cache is shared between the machines).
         stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
         return result, StageOutcome(spec.name, key, False, stats)
-    if stage_status(target) != "complete":
+    if not complete:
         with locked(cache / f"{key}.lock", f"stage {spec.name} ({key})", wait=True):
             if _needs_training(target, key, cache):
                 stats = _train_stage(spec, source, task, profile, seed, cache, corpora, target, lora)
                 return result, StageOutcome(spec.name, key, False, stats)
-    stats = json.loads((target / "stage.json").read_text()).get("stats", {})
+    stats = json.loads((target / MARKER).read_text()).get("stats", {})
     return result, StageOutcome(spec.name, key, True, stats)
 
 
@@ -235,6 +243,9 @@ def _train_stage(
     """
     work = cache / f"{target.name}.partial"
     work.mkdir(parents=True, exist_ok=True)
+    launcher = distributed.current()
+    if launcher is None or launcher.machine_rank() == 0:  # the holder of the stage's lock
+        resume.drop_damaged(work)
     rows = None if spec.kind == "grpo" else stage_rows(spec, corpora(), seed)
     stage = {
         "spec": spec,
@@ -246,7 +257,6 @@ def _train_stage(
         "target": target,
         "lora_rank": profile.model.lora_rank if lora else None,
     }
-    launcher = distributed.current()
     if launcher is None:
         return fit_and_save(**stage)
     distributed.check_split(spec.settings, launcher.total_processes(), spec.name)
@@ -254,7 +264,7 @@ def _train_stage(
     distributed.launch({"stage": stage}, work, launcher, f"stage {spec.name}")
     if stage_status(target) != "complete":
         raise HarnessError(f"the processes training stage {spec.name} ended without writing {target}")
-    return json.loads((target / "stage.json").read_text())["stats"]
+    return json.loads((target / MARKER).read_text())["stats"]
 
 
 def fit_and_save(
@@ -366,7 +376,10 @@ def trained_checkpoint(
     checkpoint = initial_checkpoint(profile, seed, cache)
     lora = profile.model.lora and bool(profile.model.path)
     for spec, key in zip(method.stages, stage_chain(method_name, task_name, profile, seed)):
-        if stage_status(cache / key) != "complete":
+        status = stage_status(cache / key)
+        if status == "corrupt":
+            raise _corrupt(cache / key)
+        if status != "complete":
             raise HarnessError(
                 f"{method_name} on {task_name} seed {seed} (profile {profile.name}) is not trained in {cache}: "
                 f"stage {spec.name} is missing; run `harness train --method {method_name} --task {task_name} "

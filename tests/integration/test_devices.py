@@ -202,6 +202,8 @@ def test_grpo_killed_under_two_processes_resumes_to_the_bytes_of_an_unbroken_run
     assert "grpo" not in kinds
     resumed = harness(args, grpo_root / "logs", timeout=900)
     assert resumed.code == 0, resumed.err[-3000:]
+    # Resumed from checkpoint-1, whose manifest lists both processes' RNG states: not restarted.
+    assert "warning: TRL checkpoint" not in resumed.err, resumed.err[-3000:]
     ours, theirs = grpo_stage(grpo_root / "killed"), grpo_stage(grpo_root / "clean")
     assert ours.name == theirs.name
     assert (ours / "model.safetensors").read_bytes() == (theirs / "model.safetensors").read_bytes()

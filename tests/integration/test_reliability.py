@@ -102,6 +102,8 @@ def test_sigkill_at_eleven_moments_then_rerun_gives_the_uninterrupted_bytes(
     for kill, moment in KILLS:
         result = harness(args, tmp_path / "logs", env={"HARNESS_KILL_AT": kill})
         assert result.code == -9, f"not killed {moment} ({kill}): exit {result.code}\n{result.err[-2000:]}"
+        # Every kill here leaves whole checkpoints: the rerun resumes from them, never drops one.
+        assert "warning: TRL checkpoint" not in result.err, result.err[-2000:]
         if kill == "wm-amt-step:3":
             assert list(tmp_path.glob("cache/*.partial/checkpoint-2")), "no TRL checkpoint to resume from"
         if kill != "tables:1":
@@ -113,6 +115,7 @@ def test_sigkill_at_eleven_moments_then_rerun_gives_the_uninterrupted_bytes(
                 read_run(run)
     final = harness(args, tmp_path / "logs")
     assert final.code == 0, final.err[-3000:]
+    assert "warning: TRL checkpoint" not in final.err, final.err[-3000:]
     for name in ("metrics.json", "episodes.jsonl"):
         assert (run / name).read_bytes() == (clean / RUN / name).read_bytes(), name
     assert (tmp_path / "results/tables/summary.csv").read_bytes() == (clean / "results/tables/summary.csv").read_bytes()

@@ -128,6 +128,32 @@ def test_splits_keep_the_files_test_and_never_leak() -> None:
     assert explored <= {p.id for p in task.pools.train}
 
 
+def counting_records(n: int) -> list[dict[str, str]]:
+    """Returns n gsm8k records with distinct questions, each solved by one annotation."""
+    return [
+        {"question": f"Ana has {i} pens and buys 1 more. How many?", "answer": f"<<{i}+1={i + 1}>>\n#### {i + 1}"}
+        for i in range(n)
+    ]
+
+
+def test_a_file_without_records_or_too_small_for_its_pools_is_refused_naming_it(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(HarnessError) as info:
+        make_task("gsm8k", {"data": str(empty)}).splits(0)
+    assert str(info.value) == f"task gsm8k: data {empty} holds no records"
+    # 20 records, no test file: test takes 20 // 5 = 4; dev takes min(n_dev 20, 16 - 1) = 15; train keeps 1.
+    path = write_jsonl(tmp_path / "small.jsonl", counting_records(20))
+    with pytest.raises(HarnessError) as info:
+        make_task("gsm8k", {"data": str(path)}).splits(0)
+    assert str(info.value) == (
+        f"task gsm8k: data {path} gives a train pool smaller than its dev pool (train 1, dev 15, test 4 from 20 "
+        "records): too small to train on; lower n_dev (now 20) or give more records"
+    )
+    task = make_task("gsm8k", {"data": str(path), "n_dev": 3})
+    assert task.record_report() == {"train_pool": 13, "dev_pool": 3, "test_pool": 4, "duplicates_dropped": 0}
+
+
 def test_no_data_and_no_cache_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))

@@ -136,6 +136,23 @@ def test_bad_records_name_file_and_line(tmp_path: Path) -> None:
         make_task("hotpotqa", {"data": str(path)}).splits(0)
 
 
+def test_a_repeated_id_or_a_sentence_id_past_its_paragraph_is_refused_naming_the_record(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [HAND[0], HAND[1], dict(HAND[1], question="Other?")]))
+    with pytest.raises(HarnessError) as info:
+        make_task("hotpotqa", {"data": str(path)}).splits(0)
+    assert str(info.value) == f"{path}:3: id 'hotpotqa-h2' is also the id of another record, at {path}:2"
+    # 'Ilsa Varn' has sentences 0, 1, 2; the hub layout counts the same way.
+    for sent_id in (3, -1):
+        facts = [["Ilsa Varn", sent_id], ["Oskby", 0]]
+        for record in (dict(HAND[0], supporting_facts=facts), _hub_layout(dict(HAND[0], supporting_facts=facts))):
+            with pytest.raises(HarnessError) as info:
+                parse_record(record, "f.json:7")
+            expected = f"f.json:7: supporting fact ('Ilsa Varn', {sent_id}) names no sentence: that paragraph has 3"
+            assert str(info.value) == expected
+    assert parse_record(dict(HAND[0], supporting_facts=[["Ilsa Varn", 2]]), "x").support == ("Ilsa Varn",)
+
+
 def test_outcomes_canonical_found_and_reference_values_by_hand(tmp_path: Path) -> None:
     """HAND[1]: paragraphs Tarn, Oskby, Harbor Museum; support Oskby then Tarn; gold 'yes'; horizon 4."""
     task = make_task("hotpotqa", {"data": str(write_original(tmp_path / "h.json", HAND)), "n_dev": 0})

@@ -64,3 +64,55 @@ def test_malformed_profile_file(monkeypatch, capsys, tmp_path: Path) -> None:
     bad.write_text("tasks: {graph-nav: {n_nodes: 2}}\n")
     code, _, err = run(monkeypatch, capsys, "tasks", "show", "graph-nav", "--profile", str(bad))
     assert code == 2 and "n_nodes" in err
+
+
+def test_a_full_disk_during_a_tree_copy_prints_one_line_naming_a_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+    import shutil
+
+    from harness.cli.main import os_error_line
+
+    source = tmp_path / "board"
+    source.mkdir()
+    for name in ("a", "b"):
+        (source / name).write_text("event\n")
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    # A stage's TensorBoard folder is copied with shutil.copytree, which raises all failures as one list.
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with pytest.raises(shutil.Error) as info:
+        shutil.copytree(source, tmp_path / "copy")
+    assert os_error_line(info.value) in {
+        f"cannot write {tmp_path}/copy/{name}: No space left on device (and 1 more file(s))" for name in "ab"
+    }
+    plain = PermissionError(errno.EACCES, "Permission denied", "/tmp/.x.tmp", None, "/data/x")  # a rename
+    assert os_error_line(plain) == "Permission denied: /data/x"
+
+
+def test_eval_on_a_full_disk_is_one_line_naming_the_path(monkeypatch, capsys, tmp_path: Path) -> None:
+    import errno
+    import os
+    import shutil
+
+    copyfile = shutil.copyfile
+
+    def full_under_runs(src, dst, *args, **kwargs):
+        if "/runs/" in str(Path(dst).resolve()):  # the run store's disk is full; the cache's is not
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return copyfile(src, dst, *args, **kwargs)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(shutil, "copyfile", full_under_runs)
+    args = ["eval", "--method", "react", "--task", "countdown", "--profile", "smoke", "--runs", "runs", "--quiet"]
+    code, _, err = run(monkeypatch, capsys, *args, "--cache", "cache")
+    assert code == 2 and "Traceback" not in err
+    # Progress bars of transformers may come first (once another test has imported it, the quiet
+    # settings of `main` come too late for it); the error is the one last line.
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: cannot write runs/smoke/countdown/react/seed0/tensorboard/sft: No space left on device"]
+    assert err.endswith(errors[0] + "\n")
+    run_files = sorted(p.name for p in (tmp_path / "runs/smoke/countdown/react/seed0").iterdir())
+    assert run_files == [".lock"]  # no metrics.json, no half-copied board

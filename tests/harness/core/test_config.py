@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import typing
 from pathlib import Path
 
 import pytest
 
-from harness.core.config import DataSpec, ModelSpec, config_hash, load_profile
-from harness.core.errors import HarnessError
+from harness.core.config import (
+    SEED_MAX,
+    Bounds,
+    DataSpec,
+    EvalSettings,
+    ModelSpec,
+    as_dict,
+    build_dataclass,
+    check_folder_name,
+    config_hash,
+    load_profile,
+)
+from harness.core.errors import HarnessError, did_you_mean
+from harness.core.registry import METHODS, method_factory, stage_keys, task_class
+from harness.training.methods import sft_settings
+from harness.training.stages import GrpoSettings, SftSettings, settings_for
 
 WORLDS = {"graph-nav", "kb-search", "countdown"}
 
@@ -67,3 +84,177 @@ def test_config_hash_changes_with_any_field() -> None:
     assert base != config_hash(DataSpec(look_k=3), "graph-nav", 0)
     assert base != config_hash(DataSpec(), "graph-nav", 1)
     assert len(base) == 16
+
+
+# Ranges, stage names and suggestions (issue 28).
+
+BOUNDED = (ModelSpec, DataSpec, EvalSettings, SftSettings, GrpoSettings)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "value", "problem"),
+    [
+        (Bounds(ge=1), 0, "must be >= 1"),
+        (Bounds(ge=1), 1, None),
+        (Bounds(gt=0.0), 0.0, "must be > 0"),
+        (Bounds(gt=0.0), 1e-9, None),
+        (Bounds(ge=0.0, lt=1.0), 1.0, "must be in [0, 1)"),
+        (Bounds(ge=0.0, lt=1.0), 0.0, None),
+        (Bounds(ge=0.0, lt=0.5), -0.1, "must be in [0, 0.5)"),
+        (Bounds(le=5), 6, "must be <= 5"),
+        (Bounds(ge=0, le=SEED_MAX), 2**32, "must be in [0, 4294967295]"),
+    ],
+)
+def test_bounds_name_the_interval_a_value_misses(bounds: Bounds, value: float, problem: str | None) -> None:
+    assert bounds.problem(value) == problem
+
+
+@pytest.mark.parametrize("cls", BOUNDED, ids=lambda c: c.__name__)
+def test_every_number_has_a_range_and_its_default_lies_in_it(cls: type) -> None:
+    hints = typing.get_type_hints(cls)
+    numbers = [f for f in dataclasses.fields(cls) if {int, float} & {hints[f.name], *typing.get_args(hints[f.name])}]
+    assert numbers and all("bounds" in f.metadata for f in numbers), [
+        f.name for f in numbers if "bounds" not in f.metadata
+    ]
+    assert build_dataclass(cls, as_dict(cls()), "x") == cls()
+
+
+def _just_outside(bounds: Bounds, kind: type) -> float:
+    step = 1 if kind is int else 0.01
+    if bounds.ge is not None:
+        return bounds.ge - step
+    if bounds.gt is not None:
+        return bounds.gt
+    return bounds.le + step if bounds.le is not None else bounds.lt
+
+
+@pytest.mark.parametrize("cls", BOUNDED, ids=lambda c: c.__name__)
+def test_a_value_just_outside_each_range_is_refused_naming_the_field(cls: type) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if "bounds" in f.metadata:
+            kind = int if hints[f.name] is int else float
+            bad = _just_outside(f.metadata["bounds"], kind)
+            with pytest.raises(HarnessError, match=rf"^x\.{f.name} must be .*, got {re.escape(repr(kind(bad)))}$"):
+                build_dataclass(cls, {f.name: kind(bad)}, "x")
+
+
+def test_the_stage_settings_of_the_issue_are_refused() -> None:
+    with pytest.raises(HarnessError, match=r"^stages\.fc-rl\.steps must be >= 1, got -2$"):
+        settings_for("grpo", {"steps": -2}, "stages.fc-rl")
+    with pytest.raises(HarnessError, match=r"^stages\.sft\.tokens must be >= 1, got -4000$"):
+        settings_for("sft", {"tokens": -4000}, "stages.sft")
+    with pytest.raises(HarnessError, match=r"^s\.p_smoothing must be in \[0, 0\.5\), got 0\.5$"):
+        settings_for("sft", {"p_smoothing": 0.5}, "s")
+    with pytest.raises(HarnessError, match=r"^s\.scale_rewards must be one of group, batch, none, got 'std'$"):
+        settings_for("grpo", {"scale_rewards": "std"}, "s")
+
+
+def test_an_optional_number_is_checked_as_a_number_or_none() -> None:
+    with pytest.raises(HarnessError, match=r"^s\.p_temperature must be float, got 'hot'$"):
+        settings_for("grpo", {"p_temperature": "hot"}, "s")
+    assert settings_for("grpo", {"p_temperature": None}, "s").p_temperature is None
+    assert settings_for("grpo", {"p_temperature": 2}, "s").p_temperature == 2.0
+
+
+def test_heads_must_divide_the_width_of_the_tiny_model_only() -> None:
+    with pytest.raises(HarnessError, match=r"^m: n_heads \(3\) must divide hidden_size \(32\)$"):
+        build_dataclass(ModelSpec, {"hidden_size": 32, "n_heads": 3}, "m")
+    assert build_dataclass(ModelSpec, {"hidden_size": 32, "n_heads": 3, "path": "some/model"}, "m").n_heads == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"stages.fcrl": {"lambda_cal": 9.0}},
+            "unknown stage 'fcrl' (did you mean 'fc-rl'? the registered methods read",
+        ),
+        ({"stages.wm-amtt": {"tokens": 9}}, "unknown stage 'wm-amtt' (did you mean 'wm-amt'?"),
+        ({"stages.fc-rl": {"steps": -2}}, "profile default.yaml: stages.fc-rl.steps must be >= 1, got -2"),
+        ({"stages.sft": {"tokens": -4000}}, "stages.sft.tokens must be >= 1, got -4000"),
+        ({"stages.rl": {"stepz": 3}}, "unknown key 'stepz' in stages.rl (did you mean 'steps'? known: steps,"),
+        ({"eval.batch_size": 0}, "profile default.yaml: eval.batch_size must be >= 1, got 0"),
+        ({"eval.split": "train"}, "eval.split must be one of test, dev, got 'train'"),
+        ({"eval.batchsize": 4}, "unknown key 'batchsize' in eval (did you mean 'batch_size'?"),
+        ({"data.look_k": 0}, "data.look_k must be >= 1, got 0"),
+        ({"data.lookk": 2}, "(did you mean 'look_k'?"),
+        ({"model.hidden_size": -32}, "model.hidden_size must be >= 1, got -32"),
+        ({"model.n_heads": 3}, "n_heads (3) must divide hidden_size (128)"),
+        ({"seeds": [2**32]}, "seeds must be in [0, 4294967295], got 4294967296"),
+        ({"ablation_seeds": [-1]}, "ablation_seeds must be in [0, 4294967295], got -1"),
+        ({"name": "../../x"}, "profile default.yaml: name '../../x' must be a plain folder name"),
+        ({"name": "/tmp/x"}, "name '/tmp/x' must be a plain folder name"),
+        (
+            {"tasks": {"countdown": {"n_trian": 4}}},
+            "unknown knob 'n_trian' for task countdown (did you mean 'n_train'?",
+        ),
+        ({"tasks": {"countdwn": {}}}, "unknown task 'countdwn' (did you mean 'countdown'?"),
+    ],
+)
+def test_bad_values_are_refused_at_load(overrides: dict, message: str) -> None:
+    with pytest.raises(HarnessError) as caught:
+        load_profile("default", overrides)
+    assert message in str(caught.value)
+
+
+def test_values_at_the_ends_of_their_ranges_load() -> None:
+    profile = load_profile("smoke", {"seeds": [0, SEED_MAX], "stages.rl": {"num_generations": 2}, "eval.candidates": 0})
+    assert profile.seeds == [0, SEED_MAX] and profile.stages["rl"] == {"num_generations": 2}
+
+
+def test_stage_names_are_what_the_registered_methods_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stage_keys(load_profile("smoke")) == {"sft", "wm-amt", "fe-sft", "rl", "fc-rl"}
+    with pytest.raises(HarnessError, match="unknown stage 'probe-sft'"):
+        load_profile("smoke", {"stages.probe-sft": {"tokens": 7}})
+
+    def reads_probe_sft(profile):
+        return sft_settings(profile, "probe-sft")
+
+    monkeypatch.setitem(METHODS, "probe-method", reads_probe_sft)  # a plugin's method with a stage of its own
+    assert load_profile("smoke", {"stages.probe-sft": {"tokens": 7}}).stages["probe-sft"] == {"tokens": 7}
+    with pytest.raises(HarnessError, match="stages.probe-sft.tokens must be >= 1, got 0"):
+        load_profile("smoke", {"stages.probe-sft": {"tokens": 0}})
+
+
+@pytest.mark.parametrize(
+    ("name", "known", "hint"),
+    [
+        ("fcrl", ["sft", "wm-amt", "fe-sft", "rl", "fc-rl"], "did you mean 'fc-rl'? "),
+        ("smok", ["default", "paper", "smoke"], "did you mean 'smoke'? "),
+        ("maze", ["graph-nav", "countdown", "kb-search"], ""),
+    ],
+)
+def test_did_you_mean_names_the_closest_known_name(name: str, known: list[str], hint: str) -> None:
+    assert did_you_mean(name, known) == hint
+
+
+def test_unknown_names_suggest_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match=r"unknown profile 'smok' \(did you mean 'smoke'\? known:"):
+        load_profile("smok")
+    with pytest.raises(HarnessError, match=r"unknown task 'grph-nav' \(did you mean 'graph-nav'\? known:"):
+        task_class("grph-nav")
+    with pytest.raises(HarnessError, match=r"unknown method 'foresigt' \(did you mean 'foresight'\? known:"):
+        method_factory("foresigt")
+    with pytest.raises(HarnessError, match=rf"^profile {re.escape(str(tmp_path))} is a directory, not a profile"):
+        load_profile(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("smoke", True),
+        ("default~rl-steps", True),
+        ("../../x", False),
+        ("/tmp/x", False),
+        ("", False),
+        (".hidden", False),
+        ("a\\b", False),
+    ],
+)
+def test_folder_names_are_plain(name: str, plain: bool) -> None:
+    if plain:
+        check_folder_name(name, "profile name")
+    else:
+        with pytest.raises(HarnessError, match=r"^profile name .* must be a plain folder name$"):
+            check_folder_name(name, "profile name")

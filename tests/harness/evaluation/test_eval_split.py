@@ -42,6 +42,6 @@ def test_dev_split_plays_the_dev_instances_and_names_the_split(tmp_path: Path) -
 
 
 def test_an_unknown_split_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(HarnessError, match="eval.split must be test or dev"):
+    with pytest.raises(HarnessError, match="eval.split must be one of test, dev"):
         evaluate_run("react-prompt", "graph-nav", _profile("train"), 0, tmp_path / "c", tmp_path / "r")
     assert not (tmp_path / "r").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -130,3 +132,13 @@ def test_empty_store_raises(tmp_path: Path) -> None:
     (tmp_path / "runs" / "smoke" / "countdown" / "react" / "seed0").mkdir(parents=True)
     with pytest.raises(HarnessError, match="no complete runs"):
         plot_all(tmp_path / "runs", tmp_path / "cache", "smoke", tmp_path / "figures")
+
+
+def test_figures_get_the_mode_the_umask_implies(tmp_path: Path) -> None:
+    runs, _ = _store(tmp_path)
+    saved = os.umask(0o002)
+    try:
+        paths = plot_all(runs, tmp_path / "empty-cache", "smoke", tmp_path / "figures", methods=["react"])
+    finally:
+        os.umask(saved)
+    assert paths and {stat.S_IMODE(p.stat().st_mode) for p in paths} == {0o664}

@@ -1,15 +1,19 @@
-"""REPORT.md: the claim verdicts by the analysis plan's rule on hand-made tables, the plan's hash, the cost lines."""
+"""REPORT.md: claim verdicts by the analysis plan's rule on hand-made tables, the plan's hash, the cost lines,
+the outputs' atomicity."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.core.config import load_profile
+from harness.core.errors import HarnessError
 from harness.reporting.plan import Comparison, DevScore, load_plan, parse_version
 from harness.reporting.report import (
     Cost,
@@ -21,7 +25,7 @@ from harness.reporting.report import (
     plan_section,
     write_report,
 )
-from harness.running.reproduce import measure_cost
+from harness.running.reproduce import build_outputs, measure_cost
 
 
 def test_cost_lines_single_process() -> None:
@@ -209,3 +213,36 @@ def test_evidence_from_a_run_store_decides_c3_by_holm(tmp_path: Path) -> None:
     assert pd.isna(skill["diff"]) and skill["verdict"] == "inconclusive" and skill["p_holm"] == 1.0
     assert claim_verdicts(rows, tests, ["countdown"])["C2"] == {"countdown": "inconclusive"}
     assert "C4" not in set(rows["claim"])  # its methods are ablations this profile does not run
+
+
+def _react_run(runs: Path) -> None:
+    """Writes a complete smoke run of react on countdown, seed 0: two episodes, its metrics."""
+    run = runs / "smoke" / "countdown" / "react" / "seed0"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text("{}\n")
+    (run / "episodes.jsonl").write_text('{"success": true, "turns": []}\n{"success": false, "turns": []}\n')
+    metrics = {"n_episodes": 2, "success": 0.5, "random_policy_success": 0.1, "cost": {"training_tokens": 0}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_a_full_disk_during_report_leaves_the_old_tables_figures_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _react_run(tmp_path / "runs")
+    results = tmp_path / "results"
+    for name in ("tables/summary.csv", "tables/summary.md", "figures/success.png", "REPORT.md"):
+        (results / name).parent.mkdir(parents=True, exist_ok=True)
+        (results / name).write_text(f"old {name}\n")
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    calls = []
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # summary.csv is written; the disk fills up during summary.md
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(HarnessError, match=r"summary.md: No space left on device"):
+        build_outputs(load_profile("smoke"), tmp_path / "runs", tmp_path / "cache", results)
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in results.iterdir()) == ["REPORT.md", "figures", "tables"]

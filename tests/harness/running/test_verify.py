@@ -132,7 +132,8 @@ def fabricate_runs(runs: Path) -> None:
             "cost": {"training_tokens": 4000 if method == "react" else 8000},
         }
         manifest = {"versions": VERSIONS, "git_commit": "abc"}
-        write_run(run_dir(runs, "mini", "graph-nav", method, seed), manifest, [], metrics)
+        records = [{"success": i < 12 * success, "turns": []} for i in range(12)]  # as many as n_episodes says
+        write_run(run_dir(runs, "mini", "graph-nav", method, seed), manifest, records, metrics)
 
 
 @pytest.fixture

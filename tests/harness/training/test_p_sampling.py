@@ -130,7 +130,7 @@ def test_p_only_leaves_out_the_p_of_a_turn_the_reward_does_not_score() -> None:
 
 
 def test_bad_p_temperature_and_tokenizers_fail_in_one_line() -> None:
-    with pytest.raises(HarnessError, match="p_temperature must be above 0"):
+    with pytest.raises(HarnessError, match="p_temperature must be > 0"):
         settings_for("grpo", {"p_temperature": 0}, "stages.fc-rl")
 
     class Bpe:

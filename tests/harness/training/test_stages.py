@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,11 +14,14 @@ from harness.core.config import load_profile
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task, method_factory
 from harness.training.stages import (
+    BOARD_DIR,
     GrpoSettings,
     SftSettings,
     StageSpec,
+    file_checksums,
     settings_for,
     stage_hash,
+    stage_problem,
     stage_status,
     weight_checksums,
 )
@@ -91,15 +95,63 @@ def test_settings_reject_bad_keys() -> None:
         settings_for("sft", {"tokens": "many"}, "stages.sft")
 
 
+def _stage(directory: Path) -> Path:
+    """Returns a finished stage directory with weights, a tokenizer, a log and an event file, and its stage.json."""
+    (directory / BOARD_DIR).mkdir(parents=True)
+    (directory / "model.safetensors").write_bytes(b"weights")
+    (directory / "tokenizer.json").write_text('{"model": {"vocab": {"a": 0, "b": 1}}}')
+    (directory / "log.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    (directory / BOARD_DIR / "events.out.tfevents.1").write_bytes(b"event")
+    (directory / "stage.json").write_text(json.dumps({"files": file_checksums(directory)}))
+    return directory
+
+
+def test_stage_json_lists_every_file_at_any_depth(tmp_path: Path) -> None:
+    listed = json.loads((_stage(tmp_path) / "stage.json").read_text())["files"]
+    assert sorted(listed) == ["log.jsonl", "model.safetensors", "tensorboard/events.out.tfevents.1", "tokenizer.json"]
+    assert listed["log.jsonl"] == hashlib.sha256(b'{"step": 1, "loss": 2.0}\n').hexdigest()
+
+
 def test_stage_status(tmp_path: Path) -> None:
     assert stage_status(tmp_path) == "missing"
-    (tmp_path / "model.safetensors").write_bytes(b"weights")
-    (tmp_path / "stage.json").write_text(json.dumps({"checksums": weight_checksums(tmp_path)}))
+    _stage(tmp_path)
     assert stage_status(tmp_path) == "complete"
     (tmp_path / "model.safetensors").write_bytes(b"weightz")
     assert stage_status(tmp_path) == "corrupt"
     (tmp_path / "stage.json").write_text("{not json")
     assert stage_status(tmp_path) == "corrupt"
+
+
+@pytest.mark.parametrize(
+    ("plant", "problem"),
+    [
+        (
+            lambda d: (d / "tokenizer.json").write_text('{"model": {"vocab": {"a": 1, "b": 0}}}'),
+            "tokenizer.json does not match the sha256 in stage.json",
+        ),
+        (lambda d: (d / "log.jsonl").unlink(), "log.jsonl is missing"),
+        (lambda d: (d / BOARD_DIR / "events.out.tfevents.2").write_bytes(b"x"), "tensorboard/events.out.tfevents.2 is"),
+        (lambda d: (d / "notes.txt").write_text("mine"), "notes.txt is not listed in stage.json"),
+    ],
+    ids=["tokenizer-ids-swapped", "log-missing", "extra-event-file", "extra-file"],
+)
+def test_any_file_missing_changed_or_extra_makes_a_stage_corrupt(tmp_path: Path, plant, problem: str) -> None:
+    plant(_stage(tmp_path))
+    assert stage_status(tmp_path) == "corrupt"
+    assert stage_problem(tmp_path).startswith(problem)
+
+
+def test_a_stage_json_from_before_full_checksums_checks_its_weights_and_says_so_once(tmp_path: Path, capsys) -> None:
+    _stage(tmp_path)
+    (tmp_path / "stage.json").write_text(json.dumps({"checksums": weight_checksums(tmp_path)}))
+    (tmp_path / "tokenizer.json").write_text("{}")  # not listed in such a stage.json: not checked
+    assert stage_status(tmp_path) == "complete" and stage_status(tmp_path) == "complete"
+    assert capsys.readouterr().err == (
+        f"note: {tmp_path / 'stage.json'} predates full checksums: its weights check out, its other files are"
+        " not checked (delete the directory to retrain it with them)\n"
+    )
+    (tmp_path / "model.safetensors").write_bytes(b"weightz")
+    assert stage_problem(tmp_path) == "model.safetensors does not match the sha256 in stage.json"
 
 
 def test_length_grouped_order_batches_similar_lengths_and_uses_every_row_per_epoch() -> None:
