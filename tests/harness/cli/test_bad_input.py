@@ -36,6 +36,7 @@ class Case:
     make: Callable[[Path], list[str]]
     message: str
     hide: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def _args(*argv: str) -> Callable[[Path], list[str]]:
@@ -183,6 +184,12 @@ CASES = [
         "--seeds must be comma-separated integers",
     ),
     # profile files
+    Case(
+        "numerics-unknown",
+        _args("tasks", "list"),
+        "HARNESS_NUMERICS must be one of pinned, native, got 'fast'",
+        env=(("HARNESS_NUMERICS", "fast"),),
+    ),
     Case("unknown-profile", _args("tasks", "list", "--profile", "fast"), "unknown profile 'fast'"),
     Case("profile-missing", _args("tasks", "list", "--profile", "/nonexistent/p.yaml"), "does not exist"),
     Case("profile-is-a-directory", _profile_dir, "is not a file"),
@@ -257,7 +264,7 @@ def test_bad_input_exits_2_with_one_line(case: Case, tmp_path: Path) -> None:
     work.mkdir()
     argv = case.make(work)
     before = _snapshot(work)
-    result = harness(argv, tmp_path / "logs", cwd=work, hide=list(case.hide), timeout=120)
+    result = harness(argv, tmp_path / "logs", cwd=work, env=dict(case.env), hide=list(case.hide), timeout=120)
     assert result.code == 2, result.err
     assert "Traceback" not in result.err
     lines = result.err.strip().splitlines()
