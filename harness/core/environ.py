@@ -69,14 +69,19 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> None:
     environ.update(harness_env(environ))
 
 
-def numeric_path(environ: Mapping[str, str] = os.environ) -> str:
-    """Returns the numeric path `environ` asks for: its kernel caps as `VAR=value ...`, or `native`.
+def numeric_path(environ: Mapping[str, str] = os.environ, capability: str | None = None) -> str:
+    """Returns the numeric path in force: `environ`'s kernel caps as `VAR=value ...`, or `native`.
 
-    On a machine without NUMERIC_PIN's variables: `native (<machine>: no pin)`. What torch made of
-    the caps is `torch.backends.cpu.get_cpu_capability()`, which run manifests record beside this.
+    `capability` is what torch reports it dispatches to; when it contradicts `environ`'s
+    ATEN_CPU_CAPABILITY, the caps came after torch had chosen its kernels (a notebook that ran
+    torch before the harness could pin) and the path in force is `native`. On a machine without
+    NUMERIC_PIN's variables: `native (<machine>: no pin)`.
     """
     if not pinnable():
         return f"native ({platform.machine() or 'unknown machine'}: no pin)"
+    aten = environ.get("ATEN_CPU_CAPABILITY")
+    if capability is not None and aten is not None and aten.upper() != capability.upper():
+        return "native"
     caps = [f"{key}={environ[key]}" for key in NUMERIC_PIN if key in environ]
     return " ".join(caps) or "native"
 

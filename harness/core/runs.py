@@ -50,7 +50,8 @@ def versions() -> dict[str, str]:
 
     `cpu_capability` is what torch reports now, in this process: the kernels it really dispatches to,
     whatever the environment asked for (a process that ran torch before the pin keeps its native
-    kernels); `numerics` is the pin in this process's environment (`harness.core.environ.numeric_path`).
+    kernels); `numerics` is the pin in force (`harness.core.environ.numeric_path`): `native` where
+    the pin in the environment came too late for torch.
     """
     found = {}
     for name in PACKAGES:
@@ -62,7 +63,7 @@ def versions() -> dict[str, str]:
     found["torch_threads"] = str(torch.get_num_threads())
     found["cpu_model"] = cpu_model()
     found["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    found["numerics"] = numeric_path()
+    found["numerics"] = numeric_path(capability=found["cpu_capability"])
     return found
 
 

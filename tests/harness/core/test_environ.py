@@ -33,6 +33,13 @@ def test_a_value_the_user_set_wins_and_native_drops_the_pin(x86) -> None:
     assert numeric_path({"HARNESS_NUMERICS": "native"}) == "native"
 
 
+def test_a_pin_set_after_torch_chose_its_kernels_is_recorded_as_native(x86) -> None:
+    assert numeric_path(NUMERIC_PIN, capability="AVX2") == PIN
+    assert numeric_path(NUMERIC_PIN, capability="AVX512") == "native"
+    assert numeric_path({"ATEN_CPU_CAPABILITY": "default"}, capability="DEFAULT") == "ATEN_CPU_CAPABILITY=default"
+    assert numeric_path({"MKL_CBWR": "AVX2"}, capability="AVX512") == "MKL_CBWR=AVX2"
+
+
 def test_apply_fills_in_what_is_missing(x86) -> None:
     env = {"ATEN_CPU_CAPABILITY": "default", "HF_HUB_OFFLINE": "0"}
     environ.apply(env)
