@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
 
-from harness.cli.main import QUIET_ENV
+from harness.core.environ import QUIET_ENV
 
 PRELOAD = [
     "harness.cli.main",
@@ -105,7 +105,9 @@ def start(
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(PRELOAD)
         # The server imports transformers and datasets, which read these variables once, at import:
-        # it must see them the way `harness.cli.main.main` sets them before its own imports.
+        # it must see them the way `harness.cli.main.main` sets them before its own imports. The
+        # numeric pin is left to each command's own `main` (torch reads it at its first op, which no
+        # preloaded import runs), so that a command started with HARNESS_NUMERICS=native runs unpinned.
         saved = dict(os.environ)
         os.environ.update({k: os.environ.get(k, v) for k, v in QUIET_ENV.items()})
         try:

@@ -126,11 +126,12 @@ def verify(
     from harness.core import progress
     from harness.core.config import load_profile
     from harness.running.verify import (
+        choose_comparison,
         compare_tables,
-        environment_differences,
         load_reference,
         render_checks,
         reproduce_fresh,
+        shown_differences,
         tolerances,
     )
 
@@ -153,16 +154,10 @@ def verify(
     click.echo(f"reproducing profile {prof.name} in {work}; reference {folder}")
     with progress.session("auto", click.echo) as shown:
         fresh, fresh_env = reproduce_fresh(prof, work, cache or work / "cache", jobs, shown.say, threads)
-    differences = environment_differences(expected_env, fresh_env)
-    if differences:
-        click.echo("environment differs from the reference (" + "; ".join(differences) + "):")
-        click.echo(
-            f"  tolerance {atol if atol is not None else 0.1} on metrics, 10% on training tokens, "
-            "exact on seeds, episodes and random_policy"
-        )
-    else:
-        click.echo(f"same environment as the reference: tolerance {atol if atol is not None else 1e-9} on every column")
-    checks = compare_tables(expected, fresh, tolerances(not differences, atol))
+    comparison = choose_comparison(expected_env, fresh_env, atol)
+    for line in comparison.lines(shown_differences(expected_env, fresh_env)):
+        click.echo(line)
+    checks = compare_tables(expected, fresh, tolerances(comparison.kind == "bytes", atol))
     click.echo(render_checks(checks))
     failed = sorted({(c.task, c.method) for c in checks if not c.ok})
     rows = {(c.task, c.method) for c in checks}

@@ -35,7 +35,7 @@ from harness.cli.options import (
     run_options,
     use_launcher,
 )
-from harness.core.environ import QUIET_ENV
+from harness.core import environ
 from harness.core.errors import HarnessError
 
 
@@ -314,11 +314,11 @@ for command in (tasks, data, methods, view, probe, verify, models):
 def main() -> None:
     """Entry point: runs the command line, mapping HarnessError to one line and exit code 2."""
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
     # Set by --launcher for this command's own workers only, never inherited from an earlier one.
     os.environ.pop("HARNESS_LAUNCHER", None)
     try:
+        # Before any command imports torch: this process and every one it starts inherit the pin.
+        environ.apply()
         code = cli.main(standalone_mode=False)
     except HarnessError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -1,7 +1,7 @@
 """The run store: results/runs/<profile>/<task>/<method>/seed<k>/ (docs/design.md#evaluation-and-the-run-store).
 
-A run directory holds manifest.json (resolved config, stage hashes, git commit, versions, wall
-times, peak memory), episodes.jsonl (every test episode, turn by turn) and metrics.json, which is
+A run directory holds manifest.json (resolved config, stage hashes, git commit, versions, CPU and
+numeric path, wall times, peak memory), episodes.jsonl (every test episode, turn by turn) and metrics.json, which is
 written last: a run is complete only when it exists. metrics.json holds only what the seed
 determines, so a rerun can be checked byte for byte.
 """
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from harness.core import faults
+from harness.core.environ import cpu_model, numeric_path
 from harness.core.errors import HarnessError
 from harness.core.locks import locked
 from harness.core.store import atomic_write_text, remove_leftovers
@@ -45,7 +46,13 @@ def run_dir(root: Path, profile: str, task: str, method: str, seed: int) -> Path
 
 
 def versions() -> dict[str, str]:
-    """Returns the installed versions of the packages results depend on, and the platform."""
+    """Returns the installed versions of the packages results depend on, and the platform and numeric path.
+
+    `cpu_capability` is what torch reports now, in this process: the kernels it really dispatches to,
+    whatever the environment asked for (a process that ran torch before the pin keeps its native
+    kernels); `numerics` is the pin in force (`harness.core.environ.numeric_path`): `native` where
+    the pin in the environment came too late for torch.
+    """
     found = {}
     for name in PACKAGES:
         try:
@@ -54,6 +61,9 @@ def versions() -> dict[str, str]:
             found[name] = "missing"
     found["python"] = platform.python_version()
     found["torch_threads"] = str(torch.get_num_threads())
+    found["cpu_model"] = cpu_model()
+    found["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    found["numerics"] = numeric_path(capability=found["cpu_capability"])
     return found
 
 

@@ -12,12 +12,11 @@ row per Ray worker as the local pool does.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core import progress
-from harness.core.environ import QUIET_ENV
+from harness.core import environ, progress
 from harness.core.errors import HarnessError
 from harness.running.workers import Done, Unit, first_missing, run_chain, unit_name
 
@@ -32,12 +31,17 @@ def _ray_chain(
     import ray
     import torch
 
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
+    environ.apply()  # quiet; the numeric pin came earlier, in the task's runtime_env
     torch.set_num_threads(threads)  # a Ray worker process may be reused: set it for every task
     node = ray.get_runtime_context().get_node_id()
     progress.use(progress.QueueReporter(events, f"{node[:8]}:{os.getpid()}", interval=EVENT_INTERVAL))
     return run_chain(chain, runs, cache, with_profile), node
+
+
+def numeric_env(driver: Mapping[str, str]) -> dict[str, str]:
+    """Returns the numeric variables a Ray task gets: the driver's mode and caps, with the pin where it lacks one."""
+    wanted = {**driver, **environ.harness_env(driver)}
+    return {k: wanted[k] for k in (environ.NUMERICS_ENV, *environ.NUMERIC_PIN) if k in wanted}
 
 
 def _failure(exc: Exception, chain: Sequence[Unit], runs: Path, with_profile: bool) -> HarnessError:
@@ -87,7 +91,9 @@ def run_on_ray(
     runs, cache = runs.resolve(), cache.resolve()
     events = Queue(actor_options={"num_cpus": 0})
     drawing = progress.forward_events(events, progress.active())
-    remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_chain)
+    # Ray starts a worker with its runtime_env's variables, before it imports torch: the driver's numeric path.
+    runtime_env = {"env_vars": numeric_env(os.environ)}
+    remote = ray.remote(num_cpus=threads, max_retries=0, runtime_env=runtime_env)(_ray_chain)
     refs = {remote.remote(chain, runs, cache, threads, with_profile, events): chain for chain in work}
     pending = list(refs)
     try:

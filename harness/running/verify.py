@@ -6,23 +6,30 @@ profile's is `results/`, what `make reproduce` writes and the repository commits
 there, reproduces the profile into a fresh work folder, and compares the two summary tables row by
 row (task, method) and column by column, within the tolerances below.
 
-Tolerances (|fresh - reference| <= atol + rtol * |reference|):
+Which comparison (|fresh - reference| <= atol + rtol * |reference|), chosen from the two
+environment.json files (`choose_comparison`):
 
-- Same environment as the reference (every package version, python and the torch thread count
-  equal, as recorded in the run manifests): atol 1e-9 on every column. On CPU, same code, same
-  seed and same environment give the same numbers; 1e-9 only absorbs the CSV's float printing.
-- Another environment: floating-point sums then differ in their last bits, training drifts apart
-  and greedy decoding can flip an action, so: atol 0.1 on every metric (shares, ECE, Brier, AUROC,
-  Q-error, fidelity, selection gain and their spreads over seeds), rtol 0.1 on training tokens
-  (RL stages count the tokens of the episodes they generated). Columns that only the seeds and
-  the tasks determine (seeds, episodes, random_policy) stay exact everywhere.
+- **bytes**: the same numeric path (torch's CPU capability and the kernel pin, NUMERIC_PATH) and
+  the same environment (every package version, python and the torch thread count): atol 1e-9 on
+  every column. On CPU, same code, same seed, same kernels give the same numbers; 1e-9 only
+  absorbs the CSV's float printing. The CPU's model name is shown but not compared: two CPUs
+  under the same capability and pin run the same kernels.
+- **statistical**, when any of those differs: training then drifts apart from the first rounding
+  difference and greedy decoding can flip an action, so a run is as if reseeded. Each metric's
+  seed mean must lie within max(0.1, 3 * s * sqrt(2 / n)) of the reference's, where s is the
+  reference's across-seed std of that metric and n its seed count: 3 standard deviations of the
+  difference of two n-seed means (0.1 when the reference has one seed or no std). Each per-seed
+  success within max(0.1, 3 * s_success * sqrt(2)) + 0.005 (the column prints two decimals); the
+  `_std` columns within 0.1; training tokens within 10% (RL stages count the tokens of the episodes
+  they generated). Columns that only the seeds and the tasks determine (seeds, episodes,
+  random_policy) stay exact everywhere.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +64,12 @@ class Tolerance:
 EXACT = Tolerance(1e-9)
 OTHER_ENVIRONMENT = {"training_tokens": Tolerance(0.0, 0.1)}
 OTHER_ENVIRONMENT_METRIC = Tolerance(0.1)
+SPREAD_Z = 3.0
+"""Statistical comparison: standard deviations of the difference of two n-seed means allowed."""
+NUMERIC_PATH = ("cpu_capability", "numerics")
+"""The environment fields that name the kernels a run used (see harness.core.environ)."""
+SHOWN_ONLY = ("cpu_model",)
+"""Recorded and shown, not compared: the same capability under the same pin runs the same kernels."""
 
 
 @dataclass(frozen=True)
@@ -70,30 +83,109 @@ class Check:
     fresh: Any
     ok: bool
     note: str = ""
+    allowed: float | None = None
+    """The absolute difference the statistical comparison allowed (None for the other rules)."""
 
 
-def tolerances(same_environment: bool, atol: float | None = None) -> Callable[[str], Tolerance]:
-    """Returns the tolerance of each column (see the module docstring); `atol` overrides the metrics' one."""
+ColumnTolerance = Callable[[str, Mapping[str, Any]], Tolerance]
+"""The tolerance of a column in a reference row."""
 
-    def of(column: str) -> Tolerance:
+
+def tolerances(same_environment: bool, atol: float | None = None) -> ColumnTolerance:
+    """Returns the tolerance of each column of a reference row (see the module docstring).
+
+    `same_environment` selects the byte comparison, else the statistical one; `atol` overrides the
+    metrics' absolute tolerance (the floor of the statistical one).
+    """
+
+    def of(column: str, row: Mapping[str, Any]) -> Tolerance:
         if same_environment or column in SEED_DETERMINED:
             return EXACT if atol is None or column in SEED_DETERMINED else Tolerance(atol)
         if column in OTHER_ENVIRONMENT:
             return OTHER_ENVIRONMENT[column]
-        return OTHER_ENVIRONMENT_METRIC if atol is None else Tolerance(atol)
+        floor = OTHER_ENVIRONMENT_METRIC.atol if atol is None else atol
+        return Tolerance(max(floor, seed_spread(column, row)))
 
     return of
 
 
+def seed_spread(column: str, row: Mapping[str, Any]) -> float:
+    """Returns SPREAD_Z * s * sqrt(2 / n) for a metric column: s its std over the row's n seeds (0 if unknown).
+
+    Per-seed success compares one seed with one seed (n = 1, s the success std); a `_std` column
+    and a metric without a std have no spread of their own.
+    """
+    if column == PER_SEED:
+        std, seeds = _number(row.get("success_std")), 1.0
+    elif column.endswith("_std"):
+        return 0.0
+    else:
+        std, seeds = _number(row.get(f"{column}_std")), _number(row.get("seeds"))
+    if math.isnan(std) or math.isnan(seeds) or seeds < 1:
+        return 0.0
+    return SPREAD_Z * std * math.sqrt(2.0 / seeds)
+
+
 def environment_differences(reference: dict[str, Any] | None, fresh: dict[str, Any]) -> list[str]:
-    """Returns 'name: reference -> fresh' for every version or thread count that differs (all, if unknown)."""
+    """Returns 'name: reference -> fresh' for every version, thread count or numeric path field that differs.
+
+    All of them, numeric path first, if the reference records none; SHOWN_ONLY fields never count.
+    """
     if reference is None:
         return ["the reference records no environment (no tables/environment.json)"]
     ref, new = reference.get("versions", {}), fresh.get("versions", {})
+    keys = sorted((set(ref) | set(new)) - set(SHOWN_ONLY), key=lambda k: (k not in NUMERIC_PATH, k))
     return [
         f"{key}: {'/'.join(ref.get(key, ['?']))} -> {'/'.join(new.get(key, ['?']))}"
-        for key in sorted(set(ref) | set(new))
+        for key in keys
         if ref.get(key) != new.get(key)
+    ]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Which comparison verify makes, and why: `bytes` when nothing in `differences`, else `statistical`."""
+
+    differences: list[str]
+    atol: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return "statistical" if self.differences else "bytes"
+
+    def lines(self, shown: list[str] = ()) -> list[str]:
+        """Returns what verify prints about the comparison it makes (`shown`: the SHOWN_ONLY fields that differ)."""
+        also = f" ({'; '.join(shown)}: shown, not compared)" if shown else ""
+        if not self.differences:
+            tol = self.atol if self.atol is not None else 1e-9
+            return [
+                f"comparison: bytes: same numeric path and same environment as the reference{also}: "
+                f"tolerance {tol} on every column"
+            ]
+        numeric = [d for d in self.differences if d.split(":")[0] in NUMERIC_PATH]
+        why = "the numeric path differs from the reference" if numeric else "environment differs from the reference"
+        floor = self.atol if self.atol is not None else OTHER_ENVIRONMENT_METRIC.atol
+        return [
+            f"comparison: statistical: {why}, so its bytes cannot be expected{also}:",
+            "  environment differs from the reference (" + "; ".join(self.differences) + ")",
+            f"  each metric within max({floor}, {SPREAD_Z:g} * its reference seed std * sqrt(2 / seeds)) of the "
+            f"reference mean; each per-seed success within max({floor}, {SPREAD_Z:g} * success std * sqrt(2)) + 0.005; "
+            f"_std columns within {floor}; 10% on training tokens; exact on seeds, episodes and random_policy",
+        ]
+
+
+def choose_comparison(reference: dict[str, Any] | None, fresh: dict[str, Any], atol: float | None) -> Comparison:
+    """Returns the comparison of a fresh environment against the reference's (see the module docstring)."""
+    return Comparison(environment_differences(reference, fresh), atol)
+
+
+def shown_differences(reference: dict[str, Any] | None, fresh: dict[str, Any]) -> list[str]:
+    """Returns 'name: reference -> fresh' for each SHOWN_ONLY field that differs (nothing without a reference)."""
+    ref, new = (reference or {}).get("versions", {}), fresh.get("versions", {})
+    return [
+        f"{key}: {'/'.join(ref.get(key, ['?']))} -> {'/'.join(new.get(key, ['?']))}"
+        for key in SHOWN_ONLY
+        if reference is not None and ref.get(key) != new.get(key)
     ]
 
 
@@ -101,7 +193,7 @@ def _number(value: Any) -> float:
     return float("nan") if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def compare_tables(reference: pd.DataFrame, fresh: pd.DataFrame, tolerance: Callable[[str], Tolerance]) -> list[Check]:
+def compare_tables(reference: pd.DataFrame, fresh: pd.DataFrame, tolerance: ColumnTolerance) -> list[Check]:
     """Returns a Check per (row, column) of the two summary tables, plus one per missing row or column."""
     checks = []
     ref_rows = {tuple(r[k] for k in KEYS): r for _, r in reference.iterrows()}
@@ -119,10 +211,11 @@ def compare_tables(reference: pd.DataFrame, fresh: pd.DataFrame, tolerance: Call
             if column not in fresh.columns:
                 checks.append(Check(*key, column, ref[column], "missing", False, "column missing from fresh results"))
             elif column == PER_SEED:
-                checks.append(_per_seed_check(key, ref[column], new[column], tolerance("success")))
+                checks.append(_per_seed_check(key, ref[column], new[column], tolerance(column, ref)))
             else:
                 a, b = _number(ref[column]), _number(new[column])
-                checks.append(Check(*key, column, a, b, tolerance(column).allows(a, b)))
+                allowed = tolerance(column, ref)
+                checks.append(Check(*key, column, a, b, allowed.allows(a, b), allowed=_shown(allowed)))
     return checks
 
 
@@ -132,7 +225,12 @@ def _per_seed_check(key: tuple, reference: Any, fresh: Any, tolerance: Tolerance
     # The column prints two decimals, so half a hundredth more is allowed on top of the tolerance.
     printed = Tolerance(tolerance.atol + 0.005, tolerance.rtol)
     ok = len(ref) == len(new) and all(printed.allows(a, b) for a, b in zip(ref, new))
-    return Check(*key, PER_SEED, reference, fresh, ok)
+    return Check(*key, PER_SEED, reference, fresh, ok, allowed=_shown(printed))
+
+
+def _shown(tolerance: Tolerance) -> float | None:
+    """Returns the absolute allowance worth naming in a failure: one wider than exact and not relative."""
+    return tolerance.atol if tolerance.rtol == 0 and tolerance.atol > EXACT.atol else None
 
 
 def load_reference(folder: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
@@ -199,4 +297,5 @@ def _describe(check: Check) -> str:
     def shown(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    return f"{check.column} {shown(check.reference)} -> {shown(check.fresh)}"
+    allowed = f" (allowed {check.allowed:.3g})" if check.allowed is not None else ""
+    return f"{check.column} {shown(check.reference)} -> {shown(check.fresh)}{allowed}"

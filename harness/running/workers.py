@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from harness.core import progress
+from harness.core import environ, progress
 from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.runs import is_complete, run_dir
@@ -84,12 +84,15 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _start_worker(threads: int, events: Any, counter: Any, parent: int) -> None:
-    """Ties a worker's life to the parent's, sets its torch threads, numbers it, sends its progress to
-    the parent and silences it.
+    """Ties a worker's life to the parent's, pins its numeric path, sets its torch threads, numbers it,
+    sends its progress to the parent and silences it.
 
     The parent reports each run in one line and draws the workers' stages from `events`.
     """
     _die_with_parent(parent)
+    # A worker inherits the command's environment; a library caller's pool is pinned here, before
+    # the worker's first tensor op (importing this module runs none).
+    environ.apply()
     import torch
 
     torch.set_num_threads(threads)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core import progress
+from harness.core import environ, progress
 from harness.core.errors import HarnessError
 
 _LAUNCHED = False
@@ -191,7 +191,8 @@ def launch(job: dict[str, Any], work: Path, launcher: Launcher, what: str) -> No
     path = work / f"launch-machine{launcher.machine_rank()}.pkl"
     with path.open("wb") as handle:
         pickle.dump(job, handle)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    # The launched processes import torch first thing: the numeric pin must be in their environment already.
+    env = {**os.environ, **environ.harness_env(os.environ), "OMP_NUM_THREADS": str(threads)}
     sys.stdout.flush()
     sys.stderr.flush()
     with progress.active().handover():  # process 0 prints the stage's progress lines itself

@@ -230,6 +230,12 @@ CASES = [
         "--seeds must be comma-separated integers",
     ),
     # profile files
+    Case(
+        "numerics-unknown",
+        _args("tasks", "list"),
+        "HARNESS_NUMERICS must be one of pinned, native, got 'fast'",
+        env=(("HARNESS_NUMERICS", "fast"),),
+    ),
     Case("unknown-profile", _args("tasks", "list", "--profile", "fast"), "unknown profile 'fast'"),
     Case("profile-missing", _args("tasks", "list", "--profile", "/nonexistent/p.yaml"), "does not exist"),
     Case("profile-is-a-directory", _profile_dir, "is not a file"),

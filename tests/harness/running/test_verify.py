@@ -16,14 +16,26 @@ from harness.core.runs import dumps, run_dir, write_run
 from harness.running.verify import (
     EXACT,
     Tolerance,
+    choose_comparison,
     compare_tables,
     environment_differences,
     render_checks,
+    seed_spread,
+    shown_differences,
     tolerances,
 )
 
 NAN = float("nan")
-VERSIONS = {"torch": "2.13.0+cpu", "trl": "1.16.0", "python": "3.11.7", "torch_threads": "1"}
+PIN = "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"
+VERSIONS = {
+    "torch": "2.13.0+cpu",
+    "trl": "1.16.0",
+    "python": "3.11.7",
+    "torch_threads": "1",
+    "cpu_model": "AMD EPYC",
+    "cpu_capability": "AVX2",
+    "numerics": PIN,
+}
 
 
 def table(**overrides) -> pd.DataFrame:
@@ -61,10 +73,37 @@ def test_same_environment_allows_no_more_than_float_printing() -> None:
     ]
 
 
-def test_other_environment_tolerances() -> None:
+def test_statistical_comparison_allows_three_sigma_of_a_seed_mean_difference() -> None:
     other = tolerances(same_environment=False)
-    assert failed(compare_tables(table(), table(success=0.7), other)) == []  # |0.075| <= 0.1
-    assert failed(compare_tables(table(), table(success=0.75), other)) == ["success"]  # 0.125 > 0.1
+    # seeds 2, std 0.1: 3 * 0.1 * sqrt(2 / 2) = 0.3 around the reference mean 0.5.
+    two = {"seeds": 2, "success": 0.5, "success_std": 0.1, "success_per_seed": "0.40 0.60"}
+    assert failed(compare_tables(table(**two), table(**{**two, "success": 0.79}), other)) == []
+    assert failed(compare_tables(table(**two), table(**{**two, "success": 0.81}), other)) == ["success"]
+    # seeds 8, std 0.1: 3 * 0.1 * sqrt(2 / 8) = 0.15.
+    eight = {**two, "seeds": 8}
+    assert failed(compare_tables(table(**eight), table(**{**eight, "success": 0.64}), other)) == []
+    assert failed(compare_tables(table(**eight), table(**{**eight, "success": 0.66}), other)) == ["success"]
+    # One seed (no std): the floor 0.1 alone; --atol replaces the floor, not the spread.
+    one = {"seeds": 1, "success": 0.5, "success_std": NAN, "success_per_seed": "0.50"}
+    assert failed(compare_tables(table(**one), table(**{**one, "success": 0.59}), other)) == []
+    assert failed(compare_tables(table(**one), table(**{**one, "success": 0.61}), other)) == ["success"]
+    assert failed(compare_tables(table(**one), table(**{**one, "success": 0.69}), tolerances(False, 0.2))) == []
+    assert failed(compare_tables(table(**two), table(**{**two, "success": 0.79}), tolerances(False, 0.01))) == []
+
+
+def test_statistical_comparison_of_per_seed_std_and_other_columns() -> None:
+    other = tolerances(same_environment=False)
+    two = {"seeds": 2, "success": 0.5, "success_std": 0.1, "success_per_seed": "0.40 0.60"}
+    # One seed against one seed: 3 * 0.1 * sqrt(2) = 0.4243, plus 0.005 of printing.
+    assert failed(compare_tables(table(**two), table(**{**two, "success_per_seed": "0.82 0.60"}), other)) == []
+    assert failed(compare_tables(table(**two), table(**{**two, "success_per_seed": "0.84 0.60"}), other)) == [
+        "success_per_seed"
+    ]
+    # A std column within the floor 0.1; a metric without a std column (ece_all) too.
+    assert failed(compare_tables(table(**two), table(**{**two, "success_std": 0.19}), other)) == []
+    assert failed(compare_tables(table(**two), table(**{**two, "success_std": 0.21}), other)) == ["success_std"]
+    assert failed(compare_tables(table(ece_all=0.3), table(ece_all=0.39), other)) == []
+    assert failed(compare_tables(table(ece_all=0.3), table(ece_all=0.41), other)) == ["ece_all"]
     assert failed(compare_tables(table(), table(training_tokens=4399.0), other)) == []  # within 10%
     assert failed(compare_tables(table(), table(training_tokens=4401.0), other)) == ["training_tokens"]
     # Seeds, episodes and the random policy depend on the seeds alone: exact anywhere.
@@ -72,7 +111,15 @@ def test_other_environment_tolerances() -> None:
         "episodes",
         "random_policy",
     ]
-    assert failed(compare_tables(table(), table(success=0.7), tolerances(False, atol=0.05))) == ["success"]
+    checks = compare_tables(table(**two), table(**{**two, "success": 0.81}), other)
+    assert "FAIL success 0.5 -> 0.81 (allowed 0.3)" in render_checks(checks)
+
+
+def test_seed_spread_by_hand() -> None:
+    row = {"seeds": 3, "success_std": 0.06, "ece_all_std": NAN}
+    assert math.isclose(seed_spread("success", row), 3 * 0.06 * math.sqrt(2 / 3))
+    assert math.isclose(seed_spread("success_per_seed", row), 3 * 0.06 * math.sqrt(2))
+    assert seed_spread("ece_all", row) == seed_spread("success_std", row) == seed_spread("brier", row) == 0.0
 
 
 def test_missing_and_extra_rows_and_columns_fail() -> None:
@@ -99,6 +146,30 @@ def test_environment_differences() -> None:
     other = {"versions": {**env["versions"], "torch_threads": ["2"]}}
     assert environment_differences(env, other) == ["torch_threads: 1 -> 2"]
     assert environment_differences(None, env) == ["the reference records no environment (no tables/environment.json)"]
+
+
+def test_the_comparison_is_bytes_only_on_the_same_numeric_path_and_environment() -> None:
+    env = {"versions": {k: [v] for k, v in VERSIONS.items()}}
+    assert choose_comparison(env, env, None).kind == "bytes"
+    assert "tolerance 1e-09 on every column" in choose_comparison(env, env, None).lines()[0]
+    # Another CPU model under the same capability and pin: the same kernels, so still bytes.
+    model = {"versions": {**env["versions"], "cpu_model": ["Intel(R) Xeon(R) Gold 6130"]}}
+    assert choose_comparison(env, model, None).kind == "bytes"
+    assert shown_differences(env, model) == ["cpu_model: AMD EPYC -> Intel(R) Xeon(R) Gold 6130"]
+    native = {"versions": {**env["versions"], "cpu_capability": ["AVX512"], "numerics": ["native"]}}
+    found = choose_comparison(env, native, None)
+    assert found.kind == "statistical"
+    assert found.differences == ["cpu_capability: AVX2 -> AVX512", f"numerics: {PIN} -> native"]
+    assert found.lines()[0].startswith("comparison: statistical: the numeric path differs from the reference")
+    torch_only = {"versions": {**env["versions"], "torch": ["2.12.0+cpu"]}}
+    assert (
+        choose_comparison(env, torch_only, None)
+        .lines()[0]
+        .startswith("comparison: statistical: environment differs from the reference")
+    )
+    # A reference made before the numeric path was recorded cannot promise bytes.
+    old = {"versions": {k: v for k, v in env["versions"].items() if k not in ("cpu_capability", "numerics")}}
+    assert choose_comparison(old, env, None).differences == ["cpu_capability: ? -> AVX2", f"numerics: ? -> {PIN}"]
 
 
 # The command line end to end, on a run store written by hand: verify's reproduction finds every
@@ -182,6 +253,25 @@ def test_verify_fails_on_a_changed_number_with_one_line(monkeypatch, capsys, set
     (csv.parent / "environment.json").write_text(dumps(env))
     code, out, _ = verify(monkeypatch, capsys, setup)
     assert code == 0 and "torch: 2.12.0+cpu -> 2.13.0+cpu" in out
+    assert "comparison: statistical: environment differs from the reference" in out
+
+
+def test_verify_on_another_numeric_path_says_so_and_checks_the_seed_spread(monkeypatch, capsys, setup: Path) -> None:
+    csv = setup / "reference" / "tables" / "summary.csv"
+    env = json.loads((csv.parent / "environment.json").read_text())
+    env["versions"].update({"cpu_capability": ["AVX512"], "numerics": ["native"]})
+    (csv.parent / "environment.json").write_text(dumps(env))
+    # sft-mimic's ece_all (fresh 0.3, reference std 0.1414 over 2 seeds) may differ by 3 * 0.1414 * sqrt(2 / 2)
+    # = 0.424 from the reference's: a reference of 0.70 passes, 0.73 does not.
+    csv.write_text(REFERENCE_CSV.replace("0.25,0.0,0.30000000000000004", "0.25,0.0,0.70"))
+    code, out, err = verify(monkeypatch, capsys, setup)
+    assert code == 0, err
+    assert "comparison: statistical: the numeric path differs from the reference" in out
+    assert f"cpu_capability: AVX512 -> AVX2; numerics: native -> {PIN}" in out
+    csv.write_text(REFERENCE_CSV.replace("0.25,0.0,0.30000000000000004", "0.25,0.0,0.73"))
+    code, out, err = verify(monkeypatch, capsys, setup)
+    assert code == 2 and "verify failed: 1 of 2 rows" in err
+    assert "FAIL ece_all 0.73 -> 0.3 (allowed 0.424)" in out
 
 
 def test_verify_without_reference_exits_2_before_any_work(monkeypatch, capsys, setup: Path) -> None:

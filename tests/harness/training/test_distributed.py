@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.core import environ
 from harness.core.errors import HarnessError
 from harness.training import distributed
 from harness.training.stages import GrpoSettings, SftSettings
@@ -91,3 +93,23 @@ def test_each_process_takes_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "1")
     assert (distributed.rank(), distributed.per_process(8, "batch_size")) == (1, 4)
     assert not distributed.launched()
+
+
+def test_launched_processes_start_with_the_numeric_pin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A library caller that never pinned its own process: the stage processes still start pinned.
+    monkeypatch.setattr(environ.platform, "machine", lambda: "x86_64")
+    for key in (*environ.NUMERIC_PIN, environ.NUMERICS_ENV):
+        monkeypatch.delenv(key, raising=False)
+    started = {}
+
+    def run(command: list[str], env: dict[str, str], preexec_fn: object) -> subprocess.CompletedProcess:
+        started.clear()
+        started.update(env)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(distributed.subprocess, "run", run)
+    distributed.launch({"stage": {}}, tmp_path, distributed.Launcher(2, None), "stage sft")
+    assert {k: started[k] for k in environ.NUMERIC_PIN} == environ.NUMERIC_PIN
+    monkeypatch.setenv(environ.NUMERICS_ENV, "native")
+    distributed.launch({"stage": {}}, tmp_path, distributed.Launcher(2, None), "stage sft")
+    assert started[environ.NUMERICS_ENV] == "native" and not set(environ.NUMERIC_PIN) & set(started)
