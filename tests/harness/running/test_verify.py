@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from harness.cli.main import main
+from harness.core.config import load_profile
 from harness.core.runs import dumps, run_dir, write_run
+from harness.evaluation.evaluate import run_key
 from harness.running.verify import (
     EXACT,
     Tolerance,
@@ -193,7 +195,9 @@ graph-nav,sft-mimic,2,24,0.25,0.0,0.30000000000000004,0.1414213562373095,0.25 0.
 """
 
 
-def fabricate_runs(runs: Path) -> None:
+def fabricate_runs(runs: Path, profile: Path) -> None:
+    """Writes the runs of SUCCESS, each current under `profile` (its run key), so verify's reproduce reuses them."""
+    mini = load_profile(str(profile))
     for (method, seed), success in SUCCESS.items():
         metrics = {
             "n_episodes": 12,
@@ -202,7 +206,7 @@ def fabricate_runs(runs: Path) -> None:
             "random_policy_success": 0.25,
             "cost": {"training_tokens": 4000 if method == "react" else 8000},
         }
-        manifest = {"versions": VERSIONS, "git_commit": "abc"}
+        manifest = {"versions": VERSIONS, "git_commit": "abc", "run_key": run_key(method, "graph-nav", mini, seed)}
         records = [{"success": i < 12 * success, "turns": []} for i in range(12)]  # as many as n_episodes says
         write_run(run_dir(runs, "mini", "graph-nav", method, seed), manifest, records, metrics)
 
@@ -212,7 +216,7 @@ def setup(tmp_path: Path, monkeypatch):
     monkeypatch.setattr("harness.running.reproduce.TABLE_METRICS", ("success", "ece_all"))
     threads = torch.get_num_threads()
     (tmp_path / "mini.yaml").write_text(PROFILE)
-    fabricate_runs(tmp_path / "work" / "runs")
+    fabricate_runs(tmp_path / "work" / "runs", tmp_path / "mini.yaml")
     reference = tmp_path / "reference" / "tables"
     reference.mkdir(parents=True)
     (reference / "summary.csv").write_text(REFERENCE_CSV)
