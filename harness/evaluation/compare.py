@@ -24,6 +24,8 @@ from harness.evaluation.metrics import RESAMPLES, bootstrap_p_value, hierarchica
 from harness.evaluation.scoring import Sums, metrics_from_sums, record_parts, sums_for
 
 FORMATS = ("table", "md", "csv", "latex")
+N_HEADER = "n = S x E"
+"""The header of the n column: seeds x episodes per seed."""
 
 
 @dataclass
@@ -161,7 +163,7 @@ def render(table: pd.DataFrame, fmt: str, method: str, baseline: str) -> str:
     """Returns the comparison as text: an aligned table, markdown, CSV or LaTeX; None shows as a dash."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    shown = table.rename(columns={"method": method, "baseline": baseline})
+    shown = table.rename(columns={"method": method, "baseline": baseline, "n": N_HEADER})
     if fmt == "csv":
         return shown.to_csv(index=False)
     shown = shown.astype(object).map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else v)

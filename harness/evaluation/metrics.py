@@ -92,7 +92,9 @@ def percentile_ci(draws: ArrayLike, level: float = 0.95) -> tuple[float, float] 
     arr = arr[~np.isnan(arr)]
     if not len(arr):
         return None
-    low, high = np.quantile(arr, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    # (1 - 0.95) / 2 is 0.025000000000000022 in floats: rounded, F(x) = 0.025 exactly still counts as reached.
+    qs = [round((1 - level) / 2, 12), round((1 + level) / 2, 12)]
+    low, high = np.quantile(arr, qs, method="inverted_cdf")
     return float(low), float(high)
 
 
