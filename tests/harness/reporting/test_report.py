@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from harness.core.config import load_profile
-from harness.reporting.report import Cost, claim_summary, claim_tests
+from harness.reporting.report import Cost, claim_summary, claim_tests, write_report
 from harness.running.reproduce import measure_cost
 
 
@@ -71,3 +71,33 @@ def test_c1_tests_look_inside_sft_mimic_and_c2_holds_the_comparisons_with_it() -
     assert not [t for t in claim_tests(without) if "foresight-success-only" in (t.method, t.baseline)]
     c4 = {(t.method, t.baseline) for t in tests if t.claim == "C4"}
     assert ("foresight-no-rl", "foresight-no-order") in c4
+
+
+def test_report_prints_n_p_and_first_turn_calibration_before_all_turns(tmp_path) -> None:
+    profile = load_profile("default")
+    summary = pd.DataFrame(
+        [
+            {"task": "graph-nav", "method": "foresight", "seeds": 3, "episodes": 300, "success": 0.5,
+             "first_p_coverage": 0.9, "brier_skill_first": 0.125, "auroc_first": 0.7, "p_coverage": 0.8,
+             "ece_all": 0.2, "brier": 0.25},
+            {"task": "graph-nav", "method": "react", "seeds": 3, "episodes": 300, "success": 0.4,
+             "first_p_coverage": None, "brier_skill_first": None, "auroc_first": None, "p_coverage": None,
+             "ece_all": None, "brier": None},
+        ]
+    )  # fmt: skip
+    row = {"claim": "C3", "test": "foresight vs react: success", "why": "", "task": "graph-nav", "method": 0.5,
+           "baseline": 0.4, "diff": 0.1, "ci_low": 0.02, "ci_high": 0.18, "p_value": 0.0123, "seeds": 3,
+           "episodes": 300, "n": "3 x 100", "resampled": "seeds, then episodes", "verdict": "supports"}  # fmt: skip
+    one_seed = {**row, "task": "countdown", "seeds": 1, "episodes": 100, "n": "1 x 100"}
+    text = write_report(profile, tmp_path, summary, tmp_path, None, pd.DataFrame([row, one_seed]))
+    assert (
+        "| foresight vs react: success | graph-nav | 0.500 | 0.400 | 0.100 | [0.020, 0.180] | 0.012 | n = 3 x 100 |"
+        in text
+    )
+    assert "n = 1 x 100 (1 seed: no seed variance)" in text
+    calibration = text[text.index("## Calibration of p") :]
+    # Only the method with a p is in the calibration table; first-turn columns come before the all-turn ones.
+    assert "react" not in calibration.split("Reading anchor")[0]
+    header = next(line for line in calibration.splitlines() if line.startswith("| task"))
+    assert header.index("brier_skill_first") < header.index("ece_all (all turns)") < header.index("brier (all turns)")
+    assert "RLCR paper" in calibration and "ECE 0.37 and AUROC 0.50" in calibration and "Brier 0.21" in calibration
