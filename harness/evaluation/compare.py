@@ -9,8 +9,9 @@ noise the two methods shared cancels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,35 @@ RESAMPLED = {True: "seeds, then episodes", False: "episodes of 1 seed (no seed v
 """What a row's bootstrap resampled: with one seed the hierarchy has no seed level to draw."""
 
 
+CHUNK_CELLS = 10_000_000
+"""Bootstrap counts drawn at once (resamples x episodes; 80 MB as float64): more are drawn in chunks."""
+
+
+def resampled(
+    values: Callable[[np.ndarray], dict[str, np.ndarray]],
+    seeds: Sequence[int],
+    n_resamples: int,
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Returns `values` (per-metric arrays from (B, n) counts) over n_resamples `hierarchical_weights` resamples.
+
+    The counts are drawn in chunks of resamples, so memory stays bounded for thousands of episodes.
+    """
+    step = max(1, CHUNK_CELLS // max(1, len(seeds)))
+    chunks = [
+        values(hierarchical_weights(seeds, min(step, n_resamples - start), rng, strata))
+        for start in range(0, n_resamples, step)
+    ]
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+
+
+def _paired(sides: tuple[Side, Side], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Returns, per metric, the method's value minus the baseline's under the same `weights`."""
+    a, b = sides[0].values(weights), sides[1].values(weights)
+    return {key: a[key] - b[key] for key in a}
+
+
 def _seeds(group: Sequence[Pair]) -> list[int]:
     """Returns the seed of every episode of a task's runs, in record order."""
     return [p.seed for p in group for _ in p.method.records]
@@ -148,14 +178,12 @@ def compare_table(
         group = [p for p in pairs if p.task == task]
         a = side([r for p in group for r in p.method.records], verbal[0], max_k)
         b = side([r for p in group for r in p.baseline.records], verbal[1], max_k)
-        weights = hierarchical_weights(_seeds(group), n_resamples, rng)
         point_a, point_b = a.values(np.ones(len(a.rows))), b.values(np.ones(len(b.rows)))
-        draws_a, draws_b = a.values(weights), b.values(weights)
+        draws = resampled(partial(_paired, (a, b)), _seeds(group), n_resamples, rng)
         for key in point_a:
             va, vb = _value(point_a[key]), _value(point_b[key])
             diff = None if va is None or vb is None else va - vb
-            draws = None if diff is None else draws_a[key] - draws_b[key]
-            rows.append(_row(task, key, (va, vb, diff), draws, group))
+            rows.append(_row(task, key, (va, vb, diff), None if diff is None else draws[key], group))
     return pd.DataFrame(rows)
 
 
@@ -206,6 +234,12 @@ def _combined(gaps: Gaps, key: str, against_baseline: bool) -> np.ndarray:
     return gaps[0][key] - gaps[1][key] if against_baseline else gaps[0][key]
 
 
+def _gap_values(sides: tuple[Side, Side], held: np.ndarray, against_baseline: bool, weights: np.ndarray) -> dict:
+    """Returns, per metric, the gap (or difference in gaps) under `weights`."""
+    gaps = _gaps(sides, held, weights)
+    return {key: _combined(gaps, key, against_baseline) for key in gaps[0]}
+
+
 def heldout_gap_table(
     pairs: Sequence[Pair],
     verbal: tuple[bool, bool],
@@ -233,15 +267,14 @@ def heldout_gap_table(
             side([r for p in group for r in p.baseline.records], verbal[1], max_k),
         )
         held = np.array([bool(r.get("heldout")) for p in group for r in p.method.records], dtype=float)
-        weights = hierarchical_weights(_seeds(group), n_resamples, rng, strata=held.astype(bool))
-
-        point, draws = _gaps(sides, held, np.ones(len(held))), _gaps(sides, held, weights)
+        point = _gaps(sides, held, np.ones(len(held)))
+        gap = partial(_gap_values, sides, held, against_baseline)
+        draws = resampled(gap, _seeds(group), n_resamples, rng, strata=held.astype(bool))
         counts = f"{int(held.sum())} held-out, {int(len(held) - held.sum())} familiar"
         for key in point[0]:
             value = _value(_combined(point, key, against_baseline))
             shown = (_value(point[0][key]), _value(point[1][key]) if against_baseline else None, value)
-            resampled = None if value is None else _combined(draws, key, against_baseline)
-            row = _row(task, key, shown, resampled, group)
+            row = _row(task, key, shown, None if value is None else draws[key], group)
             rows.append({**row, "episodes": counts})
     return pd.DataFrame(rows)
 
@@ -257,7 +290,7 @@ def level_table(
         group = [p for p in pairs if p.task == task]
         s = side([r for p in group for r in p.method.records], verbal, max_k)
         point = s.values(np.ones(len(s.rows)))
-        draws = s.values(hierarchical_weights(_seeds(group), n_resamples, rng))
+        draws = resampled(s.values, _seeds(group), n_resamples, rng)
         for key, v in point.items():
             value = _value(v)
             diff = None if value is None else value - bar

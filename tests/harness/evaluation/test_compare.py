@@ -87,3 +87,12 @@ def test_level_table_rows_carry_p_and_n() -> None:
     # Every resample's success is 1.0: the CI is the point 0.5 and every d* > 0, so p = 2 / (B + 1).
     assert (row["diff"], row["ci_low"], row["ci_high"]) == (0.5, 0.5, 0.5)
     assert row["p_value"] == pytest.approx(2 / 10_001) and row["n"] == "2 x 2"
+
+
+def test_resamples_drawn_in_chunks_give_the_same_answer(monkeypatch) -> None:
+    """Drawn one resample at a time (12 episodes, 12 counts per chunk), the seed-variance case keeps its exact CI."""
+    monkeypatch.setattr("harness.evaluation.compare.CHUNK_CELLS", 12)
+    runs = pairs([[True] * 4] * 3, [[False] * 4, [True] * 4, [True] * 4])
+    row = row_of(compare_table(runs, (True, True), 1, n_resamples=3000))
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
+    assert row["p_value"] == pytest.approx(2 * 8 / 27, abs=0.05)
