@@ -111,16 +111,20 @@ def bootstrap_p_value(draws: ArrayLike) -> float | None:
     return float(min(1.0, 2 * min((1 + np.sum(arr <= 0)) / (b + 1), (1 + np.sum(arr >= 0)) / (b + 1))))
 
 
-def success_summary(successes: ArrayLike, seed: int, n_resamples: int = RESAMPLES) -> dict:
+def success_summary(
+    successes: ArrayLike, seed: int, n_resamples: int = RESAMPLES, seeds: Sequence[int] | None = None
+) -> dict:
     """Returns {"mean", "ci_low", "ci_high", "n"}: success rate sum(s)/n with its 95% bootstrap CI.
 
-    The CI is `hierarchical_weights` over one seed (the episodes of one run) with `percentile_ci`.
+    The CI is `hierarchical_weights` with `percentile_ci`: over the training seed of each episode
+    (`seeds`), or over one seed (the episodes of one run) by default. `seed` seeds the generator.
     Values are None (and n is 0) when there are no episodes.
     """
     arr = _vector(successes, "successes")
     rng = np.random.default_rng(seed)
-    weights = hierarchical_weights(np.zeros(len(arr), dtype=int), n_resamples, rng)
-    ci = percentile_ci(weights @ arr / len(arr)) if len(arr) else None
+    labels = np.zeros(len(arr), dtype=int) if seeds is None else seeds
+    weights = hierarchical_weights(labels, n_resamples, rng)
+    ci = percentile_ci(weights @ arr / weights.sum(axis=1)) if len(arr) else None
     return {
         "mean": mean_or_none(arr),
         "ci_low": ci[0] if ci else None,

@@ -261,6 +261,16 @@ def test_success_summary_is_the_one_seed_bootstrap() -> None:
     json.dumps(out)
 
 
+def test_success_summary_over_seeds_resamples_them() -> None:
+    # Seed 0 solves all 4 episodes, seed 1 none. Over seeds the mean is 0, 1/2 or 1 with probability
+    # 1/4, 1/2, 1/4: CI [0, 1]. Pooled as one seed, 8 draws from half successes: far narrower.
+    successes = [1.0] * 4 + [0.0] * 4
+    assert success_summary(successes, 0, seeds=[0] * 4 + [1] * 4)["ci_low"] == 0.0
+    assert success_summary(successes, 0, seeds=[0] * 4 + [1] * 4)["ci_high"] == 1.0
+    pooled = success_summary(successes, 0)
+    assert 0.0 < pooled["ci_low"] and pooled["ci_high"] < 1.0
+
+
 def test_one_seed_paired_bootstrap_covers_a_known_difference() -> None:
     rng = np.random.default_rng(2024)
     covered = 0
