@@ -288,15 +288,12 @@ def metrics_from_sums(sums: np.ndarray, layout: Sums, verbal_p: bool) -> dict[st
 
 
 def point_metrics(records: Sequence[dict], verbal_p: bool, max_k: int) -> dict[str, float | None]:
-    """Returns each scalar metric (docs/evaluation.md) over `records` (None where undefined).
+    """Returns each scalar metric (docs/design.md#metrics) over `records` (None where undefined):
+    `metrics_from_sums` of the total of their rows of sums.
 
     Methods without a verbal p get None in the p columns (shown as a dash, never a zero).
     """
-    return parts_metrics([record_parts(r, verbal_p, max_k) for r in records], verbal_p, max_k)
-
-
-def parts_metrics(parts: Sequence[RecordParts], verbal_p: bool, max_k: int) -> dict[str, float | None]:
-    """Returns the point metrics over records given by their parts: `metrics_from_sums` of all their rows."""
+    parts = [record_parts(r, verbal_p, max_k) for r in records]
     layout = sums_for(parts, max_k)
     values = metrics_from_sums(layout.matrix(parts).sum(axis=0), layout, verbal_p)
     return {key: None if np.isnan(v) else float(v) for key, v in values.items()}
