@@ -1,16 +1,18 @@
 """`harness compare`: two methods from the run store, paired by task, seed and episode.
 
 For every metric the table shows both methods' values over the pooled episodes of all seeds, the
-difference (method minus baseline) and its 95% paired-bootstrap CI: each resample draws episode
-indices within every (task, seed) group and applies them to both methods at once, so the noise
-the two methods shared cancels.
+difference (method minus baseline), its 95% paired-bootstrap CI and two-sided bootstrap p value, and
+n = seeds x episodes per seed. Each resample draws seeds with replacement, then episodes within every
+drawn seed, and applies the same counts to both methods, so seed variance enters the CI and the
+noise the two methods shared cancels.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +22,12 @@ from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.core.runs import Run, is_complete, read_run, run_dir
-from harness.evaluation.scoring import RecordParts, parts_metrics, record_parts
+from harness.evaluation.metrics import RESAMPLES, bootstrap_p_value, hierarchical_weights, percentile_ci
+from harness.evaluation.scoring import Sums, metrics_from_sums, record_parts, sums_for
 
 FORMATS = ("table", "md", "csv", "latex")
+N_HEADER = "n = S x E"
+"""The header of the n column: seeds x episodes per seed."""
 
 
 @dataclass
@@ -109,64 +114,112 @@ def load_pairs(
     return pairs
 
 
-def resample_within(offsets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Returns one bootstrap resample of record indices, drawn with replacement within every group
-    [offsets[i], offsets[i + 1]) (a (task, seed) run), so each group keeps its size."""
-    return np.concatenate(
-        [lo + rng.integers(0, hi - lo, hi - lo) for lo, hi in zip(offsets[:-1], offsets[1:]) if hi > lo]
-    )
+@dataclass(frozen=True)
+class Side:
+    """One method's episodes of one task, as the rows of per-episode sums its metrics are computed from."""
+
+    layout: Sums
+    rows: np.ndarray
+    verbal: bool
+
+    def values(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Returns every metric under per-episode weights (n,) or (B, n): the point value or B resampled ones."""
+        return metrics_from_sums(weights @ self.rows, self.layout, self.verbal)
 
 
-def bootstrap_p(draws: Sequence[float]) -> float | None:
-    """Returns the two-sided bootstrap p of a difference from its B draws d* (None without draws):
-    min(1, 2 * min((1 + #{d* <= 0}) / (B + 1), (1 + #{d* >= 0}) / (B + 1)))."""
-    if not len(draws):
-        return None
-    d, b = np.asarray(draws), len(draws) + 1
-    return float(min(1.0, 2 * min((1 + np.sum(d <= 0)) / b, (1 + np.sum(d >= 0)) / b)))
+def side(records: Sequence[dict], verbal: bool, max_k: int) -> Side:
+    """Returns the sums of `records` (episodes in the order given) for the bootstrap."""
+    parts = [record_parts(r, verbal, max_k) for r in records]
+    layout = sums_for(parts, max_k)
+    return Side(layout, layout.matrix(parts), verbal)
+
+
+def _value(v: np.ndarray) -> float | None:
+    return None if np.isnan(v) else float(v)
+
+
+def _row(task: str, metric: str, values: tuple, draws: np.ndarray | None, group: Sequence[Pair]) -> dict:
+    """Returns one comparison row: (method, baseline, diff), the CI and p of the draws of diff, and n.
+
+    `draws` is None where the point difference is undefined (no CI, no p).
+    """
+    ci = None if draws is None else percentile_ci(draws)
+    sizes = sorted({len(p.method.records) for p in group})
+    per_seed = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    return {
+        "task": task,
+        "metric": metric,
+        "method": values[0],
+        "baseline": values[1],
+        "diff": values[2],
+        "ci_low": ci[0] if ci else None,
+        "ci_high": ci[1] if ci else None,
+        "p_value": None if draws is None else bootstrap_p_value(draws),
+        "seeds": len(group),
+        "episodes": sum(len(p.method.records) for p in group),
+        "n": f"{len(group)} x {per_seed}",
+        "resampled": RESAMPLED[len(group) > 1],
+    }
+
+
+RESAMPLED = {True: "seeds, then episodes", False: "episodes of 1 seed (no seed variance)"}
+"""What a row's bootstrap resampled: with one seed the hierarchy has no seed level to draw."""
+
+
+CHUNK_CELLS = 10_000_000
+"""Bootstrap counts drawn at once (resamples x episodes; 80 MB as float64): more are drawn in chunks."""
+
+
+def resampled(
+    values: Callable[[np.ndarray], dict[str, np.ndarray]],
+    seeds: Sequence[int],
+    n_resamples: int,
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Returns `values` (per-metric arrays from (B, n) counts) over n_resamples `hierarchical_weights` resamples.
+
+    The counts are drawn in chunks of resamples, so memory stays bounded for thousands of episodes.
+    """
+    step = max(1, CHUNK_CELLS // max(1, len(seeds)))
+    chunks = [
+        values(hierarchical_weights(seeds, min(step, n_resamples - start), rng, strata))
+        for start in range(0, n_resamples, step)
+    ]
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+
+
+def _paired(sides: tuple[Side, Side], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Returns, per metric, the method's value minus the baseline's under the same `weights`."""
+    a, b = sides[0].values(weights), sides[1].values(weights)
+    return {key: a[key] - b[key] for key in a}
+
+
+def _seeds(group: Sequence[Pair]) -> list[int]:
+    """Returns the seed of every episode of a task's runs, in record order."""
+    return [p.seed for p in group for _ in p.method.records]
 
 
 def compare_table(
-    pairs: Sequence[Pair], verbal: tuple[bool, bool], max_k: int, seed: int = 0, n_resamples: int = 1000
+    pairs: Sequence[Pair], verbal: tuple[bool, bool], max_k: int, seed: int = 0, n_resamples: int = RESAMPLES
 ) -> pd.DataFrame:
-    """Returns one row per (task, metric): both values, the difference and its paired-bootstrap CI."""
+    """Returns one row per (task, metric): both values, the difference, its 95% paired-bootstrap CI and p value.
+
+    The bootstrap is `hierarchical_weights`: seeds drawn with replacement, then episodes within each
+    drawn seed, the same counts applied to both methods (paired by task, seed and episode).
+    """
     rows = []
     rng = np.random.default_rng([seed, 808])
     for task in dict.fromkeys(p.task for p in pairs):
         group = [p for p in pairs if p.task == task]
-        a_records = [r for p in group for r in p.method.records]
-        b_records = [r for p in group for r in p.baseline.records]
-        offsets = np.cumsum([0] + [len(p.method.records) for p in group])
-        a_parts = [record_parts(r, verbal[0], max_k) for r in a_records]
-        b_parts = [record_parts(r, verbal[1], max_k) for r in b_records]
-        a_point = parts_metrics(a_parts, verbal[0], max_k)
-        b_point = parts_metrics(b_parts, verbal[1], max_k)
-        diffs: dict[str, list[float]] = {k: [] for k in a_point}
-        for _ in range(n_resamples):
-            index = resample_within(offsets, rng)
-            ra = parts_metrics([a_parts[i] for i in index], verbal[0], max_k)
-            rb = parts_metrics([b_parts[i] for i in index], verbal[1], max_k)
-            for key in diffs:
-                if ra[key] is not None and rb[key] is not None:
-                    diffs[key].append(ra[key] - rb[key])
-        for key, a_value in a_point.items():
-            b_value = b_point[key]
-            both = a_value is not None and b_value is not None
-            low, high = np.percentile(diffs[key], [2.5, 97.5]) if both and diffs[key] else (None, None)
-            rows.append(
-                {
-                    "task": task,
-                    "metric": key,
-                    "method": a_value,
-                    "baseline": b_value,
-                    "diff": a_value - b_value if both else None,
-                    "ci_low": None if low is None else float(low),
-                    "ci_high": None if high is None else float(high),
-                    "p_value": bootstrap_p(diffs[key]) if both else None,
-                    "seeds": len(group),
-                    "episodes": len(a_records),
-                }
-            )
+        a = side([r for p in group for r in p.method.records], verbal[0], max_k)
+        b = side([r for p in group for r in p.baseline.records], verbal[1], max_k)
+        point_a, point_b = a.values(np.ones(len(a.rows))), b.values(np.ones(len(b.rows)))
+        draws = resampled(partial(_paired, (a, b)), _seeds(group), n_resamples, rng)
+        for key in point_a:
+            va, vb = _value(point_a[key]), _value(point_b[key])
+            diff = None if va is None or vb is None else va - vb
+            rows.append(_row(task, key, (va, vb, diff), None if diff is None else draws[key], group))
     return pd.DataFrame(rows)
 
 
@@ -174,7 +227,7 @@ def render(table: pd.DataFrame, fmt: str, method: str, baseline: str) -> str:
     """Returns the comparison as text: an aligned table, markdown, CSV or LaTeX; None shows as a dash."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    shown = table.rename(columns={"method": method, "baseline": baseline})
+    shown = table.rename(columns={"method": method, "baseline": baseline, "n": N_HEADER})
     if fmt == "csv":
         return shown.to_csv(index=False)
     shown = shown.astype(object).map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else v)
@@ -200,21 +253,27 @@ def load_runs(profile: Profile, runs: Path, method: str, tasks: Sequence[str], s
     return found
 
 
-def _gaps(
-    parts: tuple[list[RecordParts], list[RecordParts]],
-    verbal: tuple[bool, bool],
-    max_k: int,
-    h: list[int],
-    f: list[int],
-) -> dict[str, tuple[float | None, float | None]]:
-    """Returns, per metric, (method's, baseline's) value on records `h` minus on records `f` (None where undefined)."""
-    out: dict[str, list[float | None]] = {}
-    for on in (0, 1):
-        mh = parts_metrics([parts[on][i] for i in h], verbal[on], max_k)
-        mf = parts_metrics([parts[on][i] for i in f], verbal[on], max_k)
-        for key in mh:
-            out.setdefault(key, [None, None])[on] = None if mh[key] is None or mf[key] is None else mh[key] - mf[key]
-    return {k: (v[0], v[1]) for k, v in out.items()}
+Gaps = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def _gaps(sides: tuple[Side, Side], held: np.ndarray, weights: np.ndarray) -> Gaps:
+    """Returns, per side and metric, the value on held-out episodes minus on familiar ones under `weights`."""
+    out = []
+    for s in sides:
+        on_held, on_familiar = s.values(weights * held), s.values(weights * (1 - held))
+        out.append({k: on_held[k] - on_familiar[k] for k in on_held})
+    return out[0], out[1]
+
+
+def _combined(gaps: Gaps, key: str, against_baseline: bool) -> np.ndarray:
+    """Returns the method's gap, or its gap minus the baseline's (a difference in differences)."""
+    return gaps[0][key] - gaps[1][key] if against_baseline else gaps[0][key]
+
+
+def _gap_values(sides: tuple[Side, Side], held: np.ndarray, against_baseline: bool, weights: np.ndarray) -> dict:
+    """Returns, per metric, the gap (or difference in gaps) under `weights`."""
+    gaps = _gaps(sides, held, weights)
+    return {key: _combined(gaps, key, against_baseline) for key in gaps[0]}
 
 
 def heldout_gap_table(
@@ -223,7 +282,7 @@ def heldout_gap_table(
     max_k: int,
     against_baseline: bool,
     seed: int = 0,
-    n_resamples: int = 1000,
+    n_resamples: int = RESAMPLES,
 ) -> pd.DataFrame:
     """Returns one row per (task, metric): the method's value on held-out episodes minus on familiar ones.
 
@@ -231,93 +290,45 @@ def heldout_gap_table(
     no train expert episode shows: off the expert's path); familiar ones are the rest. With
     `against_baseline` the difference is that gap minus the baseline's gap on the same episodes
     (a difference in differences: how much more the method drops off the path than the baseline);
-    else `baseline` is None and `diff` is the method's gap. The 95% bootstrap CI resamples held-out
-    and familiar episodes apart within every (task, seed), the same indices for both methods.
+    else `baseline` is None and `diff` is the method's gap. The 95% bootstrap CI is `hierarchical_weights`
+    with held-out and familiar episodes as strata: seeds drawn, then each stratum within a drawn seed,
+    the same counts for both methods.
     """
     rows = []
     rng = np.random.default_rng([seed, 809])
     for task in dict.fromkeys(p.task for p in pairs):
         group = [p for p in pairs if p.task == task]
-        a_parts = [record_parts(r, verbal[0], max_k) for p in group for r in p.method.records]
-        b_parts = [record_parts(r, verbal[1], max_k) for p in group for r in p.baseline.records]
-        flags = [bool(r.get("heldout")) for p in group for r in p.method.records]
-        offsets = np.cumsum([0] + [len(p.method.records) for p in group])
-        strata = [
-            [i for i in range(lo, hi) if flags[i] == held]
-            for lo, hi in zip(offsets[:-1], offsets[1:])
-            for held in (True, False)
-        ]
-        held = [i for i, f in enumerate(flags) if f]
-        familiar = [i for i, f in enumerate(flags) if not f]
-
-        def combined(g: tuple[float | None, float | None]) -> float | None:
-            if not against_baseline:
-                return g[0]
-            return None if g[0] is None or g[1] is None else g[0] - g[1]
-
-        both = (a_parts, b_parts)
-        point = _gaps(both, verbal, max_k, held, familiar)
-        draws: dict[str, list[float]] = {k: [] for k in point}
-        for _ in range(n_resamples if held and familiar else 0):
-            picked = [[s[j] for j in rng.integers(0, len(s), len(s))] if s else [] for s in strata]
-            h = [i for k, s in enumerate(picked) if k % 2 == 0 for i in s]
-            f = [i for k, s in enumerate(picked) if k % 2 == 1 for i in s]
-            for key, g in _gaps(both, verbal, max_k, h, f).items():
-                value = combined(g)
-                if value is not None:
-                    draws[key].append(value)
-        for key, g in point.items():
-            value = combined(g)
-            low, high = np.percentile(draws[key], [2.5, 97.5]) if value is not None and draws[key] else (None, None)
-            rows.append(
-                {
-                    "task": task,
-                    "metric": key,
-                    "method": g[0],
-                    "baseline": g[1] if against_baseline else None,
-                    "diff": value,
-                    "ci_low": None if low is None else float(low),
-                    "ci_high": None if high is None else float(high),
-                    "p_value": bootstrap_p(draws[key]) if value is not None else None,
-                    "seeds": len(group),
-                    "episodes": f"{len(held)} held-out, {len(familiar)} familiar",
-                }
-            )
+        sides = (
+            side([r for p in group for r in p.method.records], verbal[0], max_k),
+            side([r for p in group for r in p.baseline.records], verbal[1], max_k),
+        )
+        held = np.array([bool(r.get("heldout")) for p in group for r in p.method.records], dtype=float)
+        point = _gaps(sides, held, np.ones(len(held)))
+        gap = partial(_gap_values, sides, held, against_baseline)
+        draws = resampled(gap, _seeds(group), n_resamples, rng, strata=held.astype(bool))
+        counts = f"{int(held.sum())} held-out, {int(len(held) - held.sum())} familiar"
+        for key in point[0]:
+            value = _value(_combined(point, key, against_baseline))
+            shown = (_value(point[0][key]), _value(point[1][key]) if against_baseline else None, value)
+            row = _row(task, key, shown, None if value is None else draws[key], group)
+            rows.append({**row, "episodes": counts})
     return pd.DataFrame(rows)
 
 
 def level_table(
-    pairs: Sequence[Pair], verbal: bool, max_k: int, bar: float, seed: int = 0, n_resamples: int = 1000
+    pairs: Sequence[Pair], verbal: bool, max_k: int, bar: float, seed: int = 0, n_resamples: int = RESAMPLES
 ) -> pd.DataFrame:
     """Returns one row per (task, metric): the method's value minus a stated `bar`, with a 95% bootstrap CI
-    that resamples episodes within every (task, seed)."""
+    and p value from `hierarchical_weights` (seeds, then episodes within each drawn seed)."""
     rows = []
     rng = np.random.default_rng([seed, 810])
     for task in dict.fromkeys(p.task for p in pairs):
         group = [p for p in pairs if p.task == task]
-        parts = [record_parts(r, verbal, max_k) for p in group for r in p.method.records]
-        offsets = np.cumsum([0] + [len(p.method.records) for p in group])
-        point = parts_metrics(parts, verbal, max_k)
-        draws: dict[str, list[float]] = {k: [] for k in point}
-        for _ in range(n_resamples):
-            index = resample_within(offsets, rng)
-            for key, value in parts_metrics([parts[i] for i in index], verbal, max_k).items():
-                if value is not None:
-                    draws[key].append(value - bar)
-        for key, value in point.items():
-            low, high = np.percentile(draws[key], [2.5, 97.5]) if value is not None and draws[key] else (None, None)
-            rows.append(
-                {
-                    "task": task,
-                    "metric": key,
-                    "method": value,
-                    "baseline": bar,
-                    "diff": None if value is None else value - bar,
-                    "ci_low": None if low is None else float(low),
-                    "ci_high": None if high is None else float(high),
-                    "p_value": bootstrap_p(draws[key]) if value is not None else None,
-                    "seeds": len(group),
-                    "episodes": len(parts),
-                }
-            )
+        s = side([r for p in group for r in p.method.records], verbal, max_k)
+        point = s.values(np.ones(len(s.rows)))
+        draws = resampled(s.values, _seeds(group), n_resamples, rng)
+        for key, v in point.items():
+            value = _value(v)
+            diff = None if value is None else value - bar
+            rows.append(_row(task, key, (value, bar, diff), None if diff is None else draws[key] - bar, group))
     return pd.DataFrame(rows)

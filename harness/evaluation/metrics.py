@@ -8,7 +8,7 @@ a missing p is not a value here. Randomness comes only from an explicit seed or 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
@@ -42,59 +42,94 @@ def mean_or_none(values: ArrayLike) -> float | None:
     return float(arr.mean()) if len(arr) else None
 
 
-def bootstrap_ci(
-    values: ArrayLike,
-    rng_or_seed: np.random.Generator | int,
-    n_resamples: int = 2000,
-    level: float = 0.95,
-    stat: Callable[[np.ndarray], float] = np.mean,
-) -> tuple[float, float] | None:
-    """Return the percentile bootstrap CI (low, high) of `stat` over a 1-D sample; None if empty.
+RESAMPLES = 10_000
+"""Bootstrap resamples B by default: at B = 10,000 a 95% percentile bound moves by well under 0.01."""
 
-    Draw n_resamples samples of size n with replacement, compute stat on each, and take the
-    (1 - level)/2 and (1 + level)/2 quantiles of those statistics. Same seed, same interval;
-    a Generator passed in is advanced.
+
+def hierarchical_weights(
+    seeds: Sequence[int], n_resamples: int, rng: np.random.Generator, strata: Sequence[bool] | None = None
+) -> np.ndarray:
+    """Returns a (B, n) array of counts: how often each of n episodes enters each of B bootstrap resamples.
+
+    Two stages, as in a hierarchical (cluster) bootstrap: draw S seeds with replacement from the S
+    distinct labels in `seeds` (c_s = times seed s is drawn, (c_1..c_S) ~ Multinomial(S, 1/S)); then
+    each drawn copy of seed s draws its E_s episodes with replacement, so episode e of seed s gets
+    count w_e ~ Multinomial(c_s * E_s, 1/E_s) over that seed's episodes (a sum of c_s independent
+    draws). With `strata` (one flag per episode) each seed's episodes are drawn apart within each
+    stratum, keeping its size. Applying one array of counts to two methods pairs them by episode.
+    With one seed this is the plain within-seed bootstrap: no seed variance can enter.
     """
-    arr = _vector(values, "values")
+    labels = np.asarray(seeds)
+    flags = np.zeros(len(labels), dtype=bool) if strata is None else np.asarray(strata, dtype=bool)
+    if len(flags) != len(labels):
+        raise ValueError(f"{len(labels)} seeds but {len(flags)} strata flags")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    weights = np.zeros((n_resamples, len(labels)))
+    distinct = np.unique(labels)
+    if not len(distinct):
+        return weights
+    drawn = rng.multinomial(len(distinct), np.full(len(distinct), 1 / len(distinct)), size=n_resamples)
+    for s, label in enumerate(distinct):
+        for flag in (False, True):
+            (members,) = np.nonzero((labels == label) & (flags == flag))
+            if len(members):
+                size = len(members)
+                weights[:, members] = rng.multinomial(drawn[:, s] * size, np.full(size, 1 / size))
+    return weights
+
+
+def percentile_ci(draws: ArrayLike, level: float = 0.95) -> tuple[float, float] | None:
+    """Returns the percentile interval (Q((1 - level)/2), Q((1 + level)/2)) of bootstrap draws; None if none.
+
+    Q(q) = the smallest draw x with F(x) >= q, F the draws' empirical CDF (numpy's "inverted_cdf"):
+    the same definition as the exact quantile of a discrete distribution, so it converges to it as
+    B grows. NaN draws (a resample where the statistic is undefined) are dropped first.
+    """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    if len(arr) == 0:
+    arr = _vector(draws, "draws")
+    arr = arr[~np.isnan(arr)]
+    if not len(arr):
         return None
-    rng = rng_or_seed if isinstance(rng_or_seed, np.random.Generator) else np.random.default_rng(rng_or_seed)
-    idx = rng.integers(0, len(arr), size=(n_resamples, len(arr)))
-    stats = np.array([stat(arr[row]) for row in idx], dtype=float)
-    low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    # (1 - 0.95) / 2 is 0.025000000000000022 in floats: rounded, F(x) = 0.025 exactly still counts as reached.
+    qs = [round((1 - level) / 2, 12), round((1 + level) / 2, 12)]
+    low, high = np.quantile(arr, qs, method="inverted_cdf")
     return float(low), float(high)
 
 
-def success_summary(successes: ArrayLike, seed: int) -> dict:
-    """Return {"mean", "ci_low", "ci_high", "n"}: success rate sum(s)/n with its 95% bootstrap CI.
+def bootstrap_p_value(draws: ArrayLike) -> float | None:
+    """Returns the two-sided bootstrap p of a difference from its B draws d*; None without draws.
 
+    p = min(1, 2 * min((1 + #{d* <= 0}) / (B + 1), (1 + #{d* >= 0}) / (B + 1))). NaN draws are dropped.
+    """
+    arr = _vector(draws, "draws")
+    arr = arr[~np.isnan(arr)]
+    if not len(arr):
+        return None
+    b = len(arr)
+    return float(min(1.0, 2 * min((1 + np.sum(arr <= 0)) / (b + 1), (1 + np.sum(arr >= 0)) / (b + 1))))
+
+
+def success_summary(
+    successes: ArrayLike, seed: int, n_resamples: int = RESAMPLES, seeds: Sequence[int] | None = None
+) -> dict:
+    """Returns {"mean", "ci_low", "ci_high", "n"}: success rate sum(s)/n with its 95% bootstrap CI.
+
+    The CI is `hierarchical_weights` with `percentile_ci`: over the training seed of each episode
+    (`seeds`), or over one seed (the episodes of one run) by default. `seed` seeds the generator.
     Values are None (and n is 0) when there are no episodes.
     """
     arr = _vector(successes, "successes")
-    ci = bootstrap_ci(arr, seed)
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(len(arr), dtype=int) if seeds is None else seeds
+    weights = hierarchical_weights(labels, n_resamples, rng)
+    ci = percentile_ci(weights @ arr / weights.sum(axis=1)) if len(arr) else None
     return {
         "mean": mean_or_none(arr),
         "ci_low": ci[0] if ci else None,
         "ci_high": ci[1] if ci else None,
         "n": len(arr),
-    }
-
-
-def across_seeds(per_seed: dict[int, float]) -> dict:
-    """Return {"mean", "std", "n_seeds", "per_seed"} of one metric over training seeds.
-
-    mean = sum(v) / S; std = sqrt(sum((v - mean)^2) / (S - 1)) (ddof=1), 0.0 for one seed.
-    mean and std are None for no seeds; per_seed is sorted by seed.
-    """
-    values = np.array([per_seed[s] for s in sorted(per_seed)], dtype=float)
-    std = float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else None)
-    return {
-        "mean": mean_or_none(values),
-        "std": std,
-        "n_seeds": len(values),
-        "per_seed": {s: float(per_seed[s]) for s in sorted(per_seed)},
     }
 
 
@@ -166,6 +201,78 @@ def auroc(p: ArrayLike, outcome: ArrayLike) -> float | None:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def level_counts(p: ArrayLike, outcome: ArrayLike, levels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (n_l, y_l) per value l of `levels`: how many p equal it and how many of those succeeded.
+
+    Every p must be one of `levels` (p is written with one decimal, so 11 values cover it). Counts
+    add up over disjoint sets of turns, so a bootstrap weights them per episode instead of recounting.
+    """
+    p_arr, y = _pair(p, outcome, ("p", "outcome"))
+    grid = _vector(levels, "levels")
+    index = np.searchsorted(grid, p_arr)
+    if len(p_arr) and (np.any(index >= len(grid)) or np.any(grid[np.minimum(index, len(grid) - 1)] != p_arr)):
+        raise ValueError("every p must be one of the levels")
+    return np.bincount(index, minlength=len(grid)).astype(float), np.bincount(index, y, len(grid))
+
+
+def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Returns num / den, NaN where den is 0 (an undefined metric)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def ece_from_levels(levels: np.ndarray, n: np.ndarray, y: np.ndarray, n_bins: int = 10) -> np.ndarray:
+    """Returns ECE from per-level counts (last axis = levels), NaN where there are no turns.
+
+    With N = sum(n_l) and the bins of `ece`: ECE = sum_b |sum_{l in b} (y_l - p_l n_l)| / N, which is
+    sum_b (n_b / N) |accuracy_b - mean p_b|.
+    """
+    onehot = (
+        np.eye(n_bins)[_bin_index(np.asarray(levels, dtype=float), n_bins)] if len(levels) else np.zeros((0, n_bins))
+    )
+    return safe_ratio(np.abs((y - levels * n) @ onehot).sum(axis=-1), n.sum(axis=-1))
+
+
+def brier_from_levels(levels: np.ndarray, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Returns the Brier score from per-level counts: sum_l (n_l p_l^2 - 2 p_l y_l + y_l) / N (outcomes 0/1)."""
+    return safe_ratio((n * levels**2 - 2 * levels * y + y).sum(axis=-1), n.sum(axis=-1))
+
+
+def auroc_from_levels(levels: np.ndarray, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Returns AUROC from per-level counts (levels ascending); NaN with one class.
+
+    Positives y_l, negatives m_l = n_l - y_l: AUROC = sum_l y_l (sum_{k<l} m_k + m_l / 2) / (P * M),
+    the Mann-Whitney form of `auroc` with ties at one level counted half.
+    """
+    m = n - y
+    below = np.cumsum(m, axis=-1) - m
+    return safe_ratio((y * (below + m / 2)).sum(axis=-1), y.sum(axis=-1) * m.sum(axis=-1))
+
+
+def murphy_from_levels(levels: np.ndarray, n: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Returns (reliability, resolution, uncertainty) of the Murphy decomposition over the levels of p.
+
+    With N = sum n_l, ybar_l = y_l / n_l and ybar = sum y_l / N: reliability = sum_l n_l (p_l - ybar_l)^2 / N,
+    resolution = sum_l n_l (ybar_l - ybar)^2 / N, uncertainty = ybar (1 - ybar). Because the levels
+    are the distinct values of p, Brier = reliability - resolution + uncertainty exactly.
+    """
+    total = n.sum(axis=-1)
+    base = safe_ratio(y.sum(axis=-1), total)
+    at = np.nan_to_num(safe_ratio(y, n))
+    rel = safe_ratio((n * (levels - at) ** 2).sum(axis=-1), total)
+    res = safe_ratio((n * (at - base[..., None]) ** 2).sum(axis=-1), total)
+    return rel, res, base * (1 - base)
+
+
+def brier_skill_from_levels(levels: np.ndarray, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Returns 1 - Brier / ybar (1 - ybar): the skill over always writing the base rate ybar of these turns.
+
+    ybar (1 - ybar) is that constant predictor's Brier score; NaN when it is 0 (all or no turns succeeded).
+    Above 0 only if p carries information about the outcome.
+    """
+    return 1 - safe_ratio(brier_from_levels(levels, n, y), murphy_from_levels(levels, n, y)[2])
+
+
 def q_error(p: ArrayLike, q_star: ArrayLike) -> float | None:
     """Return the Q-error mean(|p - Q*(state, plan)|); None for empty input."""
     p_arr, q = _pair(p, q_star, ("p", "q_star"))
@@ -228,21 +335,3 @@ def selection_gain(
             raise ValueError(f"decision point {d} has no candidates")
         gains.append(y[p == p.max()].mean() - y.mean())
     return mean_or_none(gains)
-
-
-def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, seed: int, n_resamples: int = 2000, level: float = 0.95) -> dict:
-    """Return {"diff", "ci_low", "ci_high", "n"}: mean(a) - mean(b) with a paired bootstrap CI.
-
-    a[i] and b[i] come from the same task, seed and episode. Resampling pair indices i, the mean
-    difference is mean(a[I]) - mean(b[I]) = mean(d[I]) with d = a - b; the CI is the percentile
-    interval of that over n_resamples resamples. Values are None (n = 0) for empty input.
-    """
-    x, y = _pair(a, b, ("a", "b"))
-    d = x - y
-    ci = bootstrap_ci(d, seed, n_resamples=n_resamples, level=level)
-    return {
-        "diff": mean_or_none(d),
-        "ci_low": ci[0] if ci else None,
-        "ci_high": ci[1] if ci else None,
-        "n": len(d),
-    }

@@ -6,7 +6,6 @@ computed from its records, so anything in a table can be traced to the turns beh
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,17 +88,30 @@ def _blocks(records: Sequence[dict], first_only: bool = False) -> list[tuple[dic
     return found
 
 
-P_METRICS = ("ece_first", "ece_all", "brier", "auroc", "q_error", "q_error_star", "selection_gain")
+P_METRICS = (
+    "p_coverage",
+    "first_p_coverage",
+    "ece_first",
+    "brier_first",
+    "brier_skill_first",
+    "auroc_first",
+    "reliability_first",
+    "resolution_first",
+    "uncertainty_first",
+    "ece_all",
+    "brier",
+    "brier_skill_all",
+    "auroc",
+    "q_error",
+    "q_error_star",
+    "selection_gain",
+)
+"""The metrics only a method with a verbal p has (None for the others)."""
 
 
 @dataclass(frozen=True)
 class RecordParts:
-    """What the point metrics need from one episode record, extracted once.
-
-    A paired bootstrap recomputes the metrics over thousands of resamples of records; taking
-    these parts apart once makes each resample a concatenation, with the very same numbers
-    in the very same order as computing from the records themselves.
-    """
+    """What the point metrics need from one episode record, extracted once."""
 
     success: float
     parsed: list[bool]
@@ -137,44 +149,154 @@ def record_parts(record: dict, verbal_p: bool, max_k: int) -> RecordParts:
     )
 
 
+COUNTS = (
+    "episodes",
+    "success",
+    "turns",
+    "parsed",
+    "turns_t1",
+    "parsed_t1",
+    "turns_t2",
+    "parsed_t2",
+    "turns_t3plus",
+    "parsed_t3plus",
+    "p_turns",
+    "first_p",
+    "q_error_sum",
+    "q_error_star_sum",
+    "gain_sum",
+    "gain_count",
+)
+"""The scalar sums of one episode; fidelity and per-level calibration counts follow them (see `Sums`)."""
+
+
+@dataclass(frozen=True)
+class Sums:
+    """The layout of per-episode sums from which every point metric is a function of their (weighted) total.
+
+    A row holds COUNTS, then fidelity hits and seen per horizon step (max_k each), then the count and
+    the successes of first turns at each level of p, then the same over all turns. Summing rows with
+    bootstrap counts as weights gives a resample's sums without touching the records again.
+    """
+
+    levels: np.ndarray
+    """The distinct values p takes in the episodes compared (ascending)."""
+    max_k: int
+
+    def span(self, name: str) -> slice:
+        """Returns the columns of one block: a COUNTS name, "hits", "seen", "first_n", "first_y", "all_n", "all_y"."""
+        if name in COUNTS:
+            i = COUNTS.index(name)
+            return slice(i, i + 1)
+        widths = {
+            "hits": self.max_k,
+            "seen": self.max_k,
+            **dict.fromkeys(("first_n", "first_y", "all_n", "all_y"), len(self.levels)),
+        }
+        start = len(COUNTS)
+        for block, width in widths.items():
+            if block == name:
+                return slice(start, start + width)
+            start += width
+        raise KeyError(name)
+
+    @property
+    def width(self) -> int:
+        """Returns the number of columns of a row."""
+        return self.span("all_y").stop
+
+    def row(self, parts: RecordParts) -> np.ndarray:
+        """Returns one episode's sums."""
+        out = np.zeros(self.width)
+        by_turn = [parts.parsed[:1], parts.parsed[1:2], parts.parsed[2:]]
+        first = metrics.level_counts(parts.first_p, parts.first_outcome, self.levels)
+        every = metrics.level_counts(parts.p, parts.outcome, self.levels)
+        scalars = [1.0, parts.success, len(parts.parsed), sum(parts.parsed)]
+        scalars += [v for flags in by_turn for v in (len(flags), sum(flags))]
+        scalars += [len(parts.p), len(parts.first_p)]
+        scalars += [
+            float(np.abs(np.subtract(parts.p, parts.q_ref)).sum()),
+            float(np.abs(np.subtract(parts.p, parts.q_star)).sum()),
+        ]
+        scalars += [parts.gain or 0.0, float(parts.gain is not None)]
+        out[: len(COUNTS)] = scalars
+        for name, values in zip(
+            ("hits", "seen", "first_n", "first_y", "all_n", "all_y"), (parts.hits, parts.seen, *first, *every)
+        ):
+            out[self.span(name)] = values
+        return out
+
+    def matrix(self, parts: Sequence[RecordParts]) -> np.ndarray:
+        """Returns the (episodes, width) array of every episode's sums."""
+        return np.array([self.row(x) for x in parts]).reshape(len(parts), self.width)
+
+
+def sums_for(parts: Sequence[RecordParts], max_k: int) -> Sums:
+    """Returns the layout whose levels are the distinct values p takes in `parts`."""
+    found = [v for x in parts for v in x.p]
+    return Sums(np.unique(np.asarray(found, dtype=float)), max_k)
+
+
+def metrics_from_sums(sums: np.ndarray, layout: Sums, verbal_p: bool) -> dict[str, np.ndarray]:
+    """Returns every point metric from summed rows (last axis = the layout's columns), NaN where undefined.
+
+    Leading axes are kept, so (B, width) sums of B bootstrap resamples give B values of each metric.
+    """
+
+    def col(name: str) -> np.ndarray:
+        return sums[..., layout.span(name)]
+
+    def one(name: str) -> np.ndarray:
+        return col(name)[..., 0]
+
+    ratio = metrics.safe_ratio
+    out = {
+        "success": ratio(one("success"), one("episodes")),
+        "format_rate": ratio(one("parsed"), one("turns")),
+        **{f"format_rate_{t}": ratio(one(f"parsed_{t}"), one(f"turns_{t}")) for t in ("t1", "t2", "t3plus")},
+    }
+    nan = np.full(sums.shape[:-1], np.nan)
+    if not verbal_p:
+        out.update(dict.fromkeys(P_METRICS, nan))
+        out.update({f"fidelity@{k + 1}": nan for k in range(layout.max_k)})
+        return out
+    levels = layout.levels
+    first = (levels, col("first_n"), col("first_y"))
+    every = (levels, col("all_n"), col("all_y"))
+    rel, res, unc = metrics.murphy_from_levels(*first)
+    out.update(
+        p_coverage=ratio(one("p_turns"), one("turns")),
+        first_p_coverage=ratio(one("first_p"), one("episodes")),
+        ece_first=metrics.ece_from_levels(*first),
+        brier_first=metrics.brier_from_levels(*first),
+        brier_skill_first=metrics.brier_skill_from_levels(*first),
+        auroc_first=metrics.auroc_from_levels(*first),
+        reliability_first=rel,
+        resolution_first=res,
+        uncertainty_first=unc,
+        ece_all=metrics.ece_from_levels(*every),
+        brier=metrics.brier_from_levels(*every),
+        brier_skill_all=metrics.brier_skill_from_levels(*every),
+        auroc=metrics.auroc_from_levels(*every),
+        q_error=ratio(one("q_error_sum"), one("p_turns")),
+        q_error_star=ratio(one("q_error_star_sum"), one("p_turns")),
+        selection_gain=ratio(one("gain_sum"), one("gain_count")),
+    )
+    fidelity = ratio(col("hits"), col("seen"))
+    out.update({f"fidelity@{k + 1}": fidelity[..., k] for k in range(layout.max_k)})
+    return out
+
+
 def point_metrics(records: Sequence[dict], verbal_p: bool, max_k: int) -> dict[str, float | None]:
-    """Returns each scalar metric (docs/design.md#metrics) over `records` (None where undefined).
+    """Returns each scalar metric (docs/design.md#metrics) over `records` (None where undefined):
+    `metrics_from_sums` of the total of their rows of sums.
 
     Methods without a verbal p get None in the p columns (shown as a dash, never a zero).
     """
-    return parts_metrics([record_parts(r, verbal_p, max_k) for r in records], verbal_p, max_k)
-
-
-def parts_metrics(parts: Sequence[RecordParts], verbal_p: bool, max_k: int) -> dict[str, float | None]:
-    """Returns the point metrics over records given by their parts (see `point_metrics`)."""
-
-    def joined(field: str) -> list:
-        return list(itertools.chain.from_iterable(getattr(x, field) for x in parts))
-
-    out: dict[str, float | None] = {
-        "success": metrics.mean_or_none([x.success for x in parts]),
-        "format_rate": metrics.format_rate(joined("parsed")),
-    }
-    fidelity: list[float | None] = [None] * max_k
-    if verbal_p:
-        p_all, o_all = joined("p"), joined("outcome")
-        gains = [x.gain for x in parts if x.gain is not None]
-        out.update(
-            ece_first=metrics.ece(joined("first_p"), joined("first_outcome")),
-            ece_all=metrics.ece(p_all, o_all),
-            brier=metrics.brier(p_all, o_all),
-            auroc=metrics.auroc(p_all, o_all),
-            q_error=metrics.q_error(p_all, joined("q_ref")),
-            q_error_star=metrics.q_error(p_all, joined("q_star")),
-            selection_gain=metrics.mean_or_none(gains) if gains else None,
-        )
-        hits = np.sum([x.hits for x in parts], axis=0) if parts else np.zeros(max_k)
-        seen = np.sum([x.seen for x in parts], axis=0) if parts else np.zeros(max_k)
-        fidelity = metrics.fidelity_from_counts(hits, seen)
-    else:
-        out.update({key: None for key in P_METRICS})
-    out.update({f"fidelity@{k + 1}": value for k, value in enumerate(fidelity)})
-    return out
+    parts = [record_parts(r, verbal_p, max_k) for r in records]
+    layout = sums_for(parts, max_k)
+    values = metrics_from_sums(layout.matrix(parts).sum(axis=0), layout, verbal_p)
+    return {key: None if np.isnan(v) else float(v) for key, v in values.items()}
 
 
 def belief_metrics(records: Sequence[dict], verbal_p: bool) -> dict[str, float | None]:
@@ -199,8 +321,10 @@ def belief_metrics(records: Sequence[dict], verbal_p: bool) -> dict[str, float |
 
 
 def run_metrics(records: Sequence[dict], verbal_p: bool, seed: int, max_k: int) -> dict[str, Any]:
-    """Returns a run's metrics: the point metrics, success with its bootstrap CI, beliefs at p, reliability bins."""
+    """Returns a run's metrics: the point metrics, success with its bootstrap CI, beliefs at p, and the
+    reliability bins of all turns (`reliability`) and of first turns (`reliability_bins_first`)."""
     every = _blocks(records) if verbal_p else []
+    first = _blocks(records, first_only=True) if verbal_p else []
     extra = {}
     if records and all("scores" in r for r in records):
         extra["task_scores"] = {
@@ -214,6 +338,9 @@ def run_metrics(records: Sequence[dict], verbal_p: bool, seed: int, max_k: int) 
         "success_ci": metrics.success_summary([float(r["success"]) for r in records], seed),
         "turns_per_episode": metrics.mean_or_none([len(r["turns"]) for r in records]),
         "reliability": metrics.reliability_bins([t["parsed"]["p"] for t, _ in every], [o for _, o in every])
+        if verbal_p
+        else None,
+        "reliability_bins_first": metrics.reliability_bins([t["parsed"]["p"] for t, _ in first], [o for _, o in first])
         if verbal_p
         else None,
     }

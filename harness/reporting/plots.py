@@ -47,11 +47,11 @@ STYLE = {
     "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.4, "lines.markersize": 4,
     "savefig.bbox": "tight", "pdf.fonttype": 42,
 }  # fmt: skip
-TEXT = {"task", "method", "reliability"}
+TEXT = {"task", "method", "reliability", "reliability_bins_first"}
 
 
 def load_metrics(runs: Path, profile: str) -> pd.DataFrame:
-    """Returns one row per complete run: task, method, seed, every scalar metric, reliability as an object."""
+    """Returns one row per complete run: task, method, seed, every scalar metric, reliability bins as objects."""
     rows = []
     for path in sorted((runs / profile).glob("*/*/seed*/metrics.json")):
         run = path.parent
@@ -66,6 +66,7 @@ def load_metrics(runs: Path, profile: str) -> pd.DataFrame:
         row.update(ci_low=ci.get("ci_low"), ci_high=ci.get("ci_high"))
         row["training_tokens"] = (metrics.get("cost") or {}).get("training_tokens")
         row["reliability"] = metrics.get("reliability")
+        row["reliability_bins_first"] = metrics.get("reliability_bins_first")
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=["task", "method", "seed"])
@@ -209,37 +210,43 @@ def _pool(lists: list[list[dict]]) -> pd.DataFrame:
     return pooled.assign(mean_p=pooled["p_sum"] / pooled["count"], accuracy=pooled["hits"] / pooled["count"])
 
 
+def _has_counts(bins: Any) -> bool:
+    """Returns whether a run's reliability bins (a list, or NaN when the run has none) hold a turn."""
+    return isinstance(bins, list) and any(b["count"] for b in bins)
+
+
 def _reliability(frame: pd.DataFrame, order: list[str], colors: dict[str, str]) -> Figure | None:
-    """Returns reliability diagrams, a panel per (method with p, task), or None when no run has p."""
-    methods = [m for m in order if frame.loc[frame["method"] == m, "reliability"].map(bool).any()]
+    """Returns reliability diagrams of first-turn p, a panel per method with p (its tasks and seeds pooled),
+    the number of first turns written on each bin's bar; None when no run has a first-turn p."""
+    if "reliability_bins_first" not in frame:
+        return None
+    found = {m: [r for r in frame.loc[frame["method"] == m, "reliability_bins_first"] if _has_counts(r)] for m in order}
+    methods = [m for m in order if found[m]]
     if not methods:
         return None
-    tasks = sorted(set(frame["task"]))
-    fig, axes = plt.subplots(len(methods), len(tasks), figsize=(3.2 * len(tasks), 2.9 * len(methods)), squeeze=False)
-    for (i, method), (j, task) in ((a, b) for a in enumerate(methods) for b in enumerate(tasks)):
-        ax, runs = axes[i, j], frame[(frame["method"] == method) & (frame["task"] == task)]
-        lists = [r for r in runs["reliability"] if r and any(b["count"] for b in r)]
-        if not lists:
-            ax.set_axis_off()
-            ax.text(0.5, 0.5, f"{method} · {task}\nno p", ha="center", va="center", transform=ax.transAxes)
-            continue
-        pooled = _pool(lists)
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.2), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        pooled = _pool(found[method])
+        runs = frame[frame["method"] == method]
         counts = ax.twinx()
-        counts.bar((pooled["lo"] + pooled["hi"]) / 2, pooled["count"], width=(pooled["hi"] - pooled["lo"]) * 0.85,
-                   color="0.85", linewidth=0)  # fmt: skip
+        centres, widths = (pooled["lo"] + pooled["hi"]) / 2, (pooled["hi"] - pooled["lo"]) * 0.85
+        bars = counts.bar(centres, pooled["count"], width=widths, color="0.85", linewidth=0)
+        counts.bar_label(bars, labels=[str(int(c)) for c in pooled["count"]], fontsize=6, color="0.35")
         counts.set_ylim(0, pooled["count"].max() * 3)
         counts.grid(False)
-        counts.set_ylabel("turns in bin (n)" if j == len(tasks) - 1 else "")
+        counts.set_ylabel("first turns in bin (n)" if method == methods[-1] else "")
         ax.set_zorder(counts.get_zorder() + 1)
         ax.patch.set_visible(False)
         ax.plot([0, 1], [0, 1], linestyle="dashed", color="0.5", linewidth=1)
         ax.plot(pooled["mean_p"], pooled["accuracy"], marker="o", color=colors[method])
-        ax.set(xlim=(0, 1), ylim=(0, 1.02))
-        ece = runs["ece_all"].mean() if "ece_all" in runs else float("nan")
-        ax.set_title(f"{method} · {task}\nECE {ece:.3f}, n = {int(pooled['count'].sum())} turns, {len(lists)} seeds")
-        ax.set_xlabel("mean p in bin" if i == len(methods) - 1 else "")
-        ax.set_ylabel("observed success (share)" if j == 0 else "")
-    fig.suptitle("Reliability of p, all turns pooled over seeds (dashed: perfect calibration; grey: turns per bin)")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="mean first-turn p in bin")
+        ece = runs["ece_first"].mean() if "ece_first" in runs else float("nan")
+        tasks, seeds = runs["task"].nunique(), len(found[method])
+        n = int(pooled["count"].sum())
+        ax.set_title(f"{method}\nECE (first turn, mean) {ece:.3f}, n = {n} episodes, {tasks} tasks, {seeds} runs")
+        ax.set_ylabel("observed success (share)" if method == methods[0] else "")
+    fig.suptitle("Reliability of first-turn p, tasks and seeds pooled (dashed: perfect calibration; "
+                 "grey bars: first turns per bin, count on each bar)")  # fmt: skip
     fig.tight_layout()
     return fig
 

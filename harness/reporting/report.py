@@ -19,6 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.core.runs import versions
 from harness.evaluation.compare import compare_table, heldout_gap_table, level_table, load_pairs, load_runs
+from harness.evaluation.metrics import RESAMPLES
 from harness.reporting.plan import (
     NO_VERDICT,
     PLAN_PATH,
@@ -106,7 +107,7 @@ def evidence(
                 {
                     "claim": t.claim, "role": t.role, "row": n, "same_as": same_as if same_as != n else None,
                     "test": t.label, "claimed": t.claimed, "why": t.why, "task": task,
-                    **{k: r[k] for k in (*UNDEFINED, "seeds", "episodes")},
+                    **{k: r[k] for k in (*UNDEFINED, "seeds", "episodes", "n", "resampled")},
                 }
             )  # fmt: skip
     return judge(pd.DataFrame(rows), tests, load_plan() if plan is None else plan, dev)
@@ -114,6 +115,16 @@ def evidence(
 
 def _fmt(value: object) -> str:
     return "-" if value is None or (isinstance(value, float) and pd.isna(value)) else f"{value:.3f}"
+
+
+ALL_TURNS = ("ece_all", "brier", "brier_skill_all", "auroc")
+"""Calibration over every turn with a p: secondary to the first-turn metrics, labelled "(all turns)"."""
+
+
+def shown_name(column: str) -> str:
+    """Returns a table column's header: the all-turn calibration metrics (and their spreads) say "all turns"."""
+    base = column.removesuffix("_std")
+    return f"{column} (all turns)" if base in ALL_TURNS else column
 
 
 def judge(
@@ -201,6 +212,51 @@ CLAIMS = {
 }
 
 
+RESULT_COLUMNS = (
+    "task", "method", "seeds", "episodes", "success", "success_per_seed", "random_policy", "format_rate",
+    "format_rate_t1", "format_rate_t2", "format_rate_t3plus", "fidelity@1", "mean_p", "p_entropy", "p_coverage",
+    "q_error", "q_error_star", "selection_gain", "training_tokens",
+)  # fmt: skip
+CALIBRATION_COLUMNS = (
+    "task", "method", "seeds", "episodes", "first_p_coverage", "brier_skill_first", "auroc_first", "brier_first",
+    "ece_first", "reliability_first", "resolution_first", "uncertainty_first", "p_coverage", "ece_all", "brier",
+    "brier_skill_all", "auroc",
+)  # fmt: skip
+RLCR_ANCHOR = (
+    "Reading anchor, from the RLCR paper, not measured here: on HotpotQA with Qwen2.5-7B, RLVR reaches",
+    "ECE 0.37 and AUROC 0.50; RLCR ECE 0.03, Brier 0.21 and AUROC 0.69.",
+)
+
+
+def _markdown(summary: pd.DataFrame, columns: Sequence[str]) -> str:
+    """Returns the summary's `columns` (those present) as a markdown table, a dash for a missing value."""
+    found = [c for c in columns if c in summary]
+    shown = summary[found].astype(object).where(summary[found].notna(), "-")
+    shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).rename(columns=shown_name)
+    return shown.to_markdown(index=False)
+
+
+def calibration_section(summary: pd.DataFrame) -> list[str]:
+    """Returns REPORT.md's calibration section: first-turn metrics first, all-turn ones after, and RLCR's anchor."""
+    with_p = summary[summary["first_p_coverage"].notna()] if "first_p_coverage" in summary else summary.iloc[:0]
+    if with_p.empty:
+        return []
+    return [
+        "## Calibration of p (mean over seeds)",
+        "",
+        "First turns are the primary unit: one p per episode, scored against the episode's success.",
+        "`first_p_coverage` is the share of episodes whose first turn wrote a parsed p, `p_coverage` the share",
+        "of all turns; each metric covers only those turns. `brier_skill_first` = 1 - Brier / (base rate x",
+        "(1 - base rate)): above 0 only if p carries information; `auroc_first` 0.5 = none. Reliability -",
+        "resolution + uncertainty = Brier (Murphy). Columns marked (all turns) score every turn with a p.",
+        "",
+        _markdown(with_p, CALIBRATION_COLUMNS),
+        "",
+        *RLCR_ANCHOR,
+        "",
+    ]
+
+
 @dataclass(frozen=True)
 class Cost:
     """Wall time and peak memory of one `harness reproduce` call."""
@@ -281,10 +337,11 @@ def plan_section(plans: Sequence[Plan], rows: pd.DataFrame) -> list[str]:
 def _row_cells(r: pd.Series) -> list[str]:
     """Returns a row's comparison and value cells; a test stated earlier says '= row N' instead of its numbers."""
     if r["same_as"] is not None and not pd.isna(r["same_as"]):
-        return [f"= row {int(r['same_as'])}", r["claimed"], r["task"], "", "", "", "", ""]
+        return [f"= row {int(r['same_as'])}", r["claimed"], r["task"], "", "", "", "", "", ""]
+    one_seed = " (1 seed: no seed variance)" if r["seeds"] == 1 else ""
     return [
         r["test"], r["claimed"], r["task"], _fmt(r["method"]), _fmt(r["baseline"]), _fmt(r["diff"]),
-        f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["p_value"]),
+        f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["p_value"]), f"{r['n']}{one_seed}",
     ]  # fmt: skip
 
 
@@ -302,8 +359,9 @@ def claim_section(rows: pd.DataFrame, tests: Sequence[Comparison], tasks: Sequen
         + (", ".join(f"{task} **{v}**" for task, v in by_task.items()) or "none, no primary comparison has runs")
         + ".",
         "",
-        "| # | primary comparison | claimed | task | method | baseline | diff | 95% CI | p | Holm p | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| # | primary comparison | claimed | task | method | baseline | diff | 95% CI | p | n = S x E | Holm p "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in primary.iterrows():
         cells = [str(r["row"]), *_row_cells(r), _fmt(r["p_holm"]), r["verdict"]]
@@ -313,8 +371,9 @@ def claim_section(rows: pd.DataFrame, tests: Sequence[Comparison], tasks: Sequen
     lines += [f"Row {n}: {note}." for n, note in notes.items()] + ([""] if notes else [])
     if len(secondary):
         lines += [
-            "| # | secondary comparison (not counted) | claimed | task | method | baseline | diff | 95% CI | p |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| # | secondary comparison (not counted) | claimed | task | method | baseline | diff | 95% CI | p "
+            "| n = S x E |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += ["| " + " | ".join([str(r["row"]), *_row_cells(r)]) + " |" for _, r in secondary.iterrows()]
         lines.append("")
@@ -355,6 +414,10 @@ def write_report(
         "",
         f"Seeds: {profile.seeds} (ablations: {profile.ablation_seeds}). Tasks: {', '.join(profile.tasks)}.",
         "",
+        f"Each bootstrap ({RESAMPLES:,} resamples) draws seeds with replacement, then episodes within every drawn",
+        "seed, the same draws for method and baseline; `p` is its two-sided p of the difference and",
+        "n = S x E the seeds times the episodes per seed. A row of one seed carries no seed variance.",
+        "",
     ]
     left_out = [c for c in plans[-1].comparisons if c not in tests]
     for claim, text in CLAIMS.items():
@@ -362,33 +425,16 @@ def write_report(
         lines += [f"Not run by this profile: {c.label} ({c.role})." for c in left_out if c.claim == claim]
         lines += [""] if any(c.claim == claim for c in left_out) else []
     lines += ["## Results by method and task (mean over seeds)", ""]
-    cols = [
-        "task",
-        "method",
-        "seeds",
-        "success",
-        "success_per_seed",
-        "random_policy",
-        "format_rate",
-        "fidelity@1",
-        "mean_p",
-        "p_entropy",
-        "ece_all",
-        "brier",
-        "q_error",
-        "q_error_star",
-        "selection_gain",
-        "training_tokens",
-    ]
-    shown = summary[[c for c in cols if c in summary]].astype(object)
-    shown = shown.where(summary[[c for c in cols if c in summary]].notna(), "-")
-    lines += [shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).to_markdown(index=False), ""]
+    lines += [_markdown(summary, RESULT_COLUMNS), ""]
     lines += [
-        "A dash means the metric does not apply (no verbal p) or no episode defined it. `mean_p` is the mean",
-        "first-turn p (against `success`: the overconfidence gap), `p_entropy` the model's entropy in bits at",
-        f"the p token of the first turn ({_entropy_note(summary)}),",
-        "`q_error` is against the reference policy's value Q_ref, `q_error_star` against the expert's Q*.",
+        "A dash means the metric does not apply (no verbal p) or no episode defined it. `format_rate_t1`,",
+        "`_t2`, `_t3plus`: the format rate at the first, second and later turns of each episode. `mean_p` is",
+        "the mean first-turn p (against `success`: the overconfidence gap), `p_entropy` the model's entropy in",
+        f"bits at the p token of the first turn ({_entropy_note(summary)}),",
+        "`q_error` is against the reference policy's value Q_ref, `q_error_star` against the expert's Q*;",
+        "both are over the turns that wrote a p, `p_coverage` of all turns.",
         "",
+        *calibration_section(summary),
         "## Cost and environment",
         "",
         *(cost.lines() if cost else ["- wall time and peak memory: not measured (rebuilt by `harness report`)"]),

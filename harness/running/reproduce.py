@@ -25,7 +25,7 @@ from harness.core.runs import dumps, is_complete, run_dir
 from harness.core.store import atomic_write_text, staged_outputs
 from harness.evaluation.compare import read_checked_run
 from harness.evaluation.evaluate import run_to_make
-from harness.reporting.report import Cost, claim_tests, evidence, write_report
+from harness.reporting.report import Cost, claim_tests, evidence, shown_name, write_report
 from harness.reporting.sweeps import budget_section_for
 from harness.running.workers import Item, execute
 from harness.training.stages import GrpoSettings, stage_hash
@@ -34,11 +34,23 @@ from harness.training.train import initial_checkpoint
 TABLE_METRICS = (
     "success",
     "format_rate",
+    "format_rate_t1",
+    "format_rate_t2",
+    "format_rate_t3plus",
     "fidelity@1",
     "fidelity@2",
+    "first_p_coverage",
     "ece_first",
+    "brier_first",
+    "brier_skill_first",
+    "auroc_first",
+    "reliability_first",
+    "resolution_first",
+    "uncertainty_first",
+    "p_coverage",
     "ece_all",
     "brier",
+    "brier_skill_all",
     "auroc",
     "q_error",
     "q_error_star",
@@ -47,6 +59,8 @@ TABLE_METRICS = (
     "overconfidence",
     "p_entropy",
 )
+"""The summary table's metrics: first-turn calibration after `first_p_coverage` (the share of episodes
+whose first turn wrote a p), all-turn calibration and Q-error after `p_coverage` (the share of turns)."""
 
 
 def plan(profile: Profile) -> list[list[Item]]:
@@ -202,9 +216,13 @@ def environment(profile: Profile, runs: Path) -> dict[str, Any]:
 
 
 def write_tables(table: pd.DataFrame, out: Path) -> list[Path]:
-    """Writes the summary as CSV, markdown and LaTeX (None shown as a dash); returns the paths."""
+    """Writes the summary as CSV, markdown and LaTeX (None shown as a dash); returns the paths.
+
+    The CSV keeps the metric keys (`harness verify` reads it); markdown and LaTeX label the all-turn
+    calibration columns "(all turns)".
+    """
     shown = table.astype(object).where(table.notna(), "-")
-    shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
+    shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).rename(columns=shown_name)
     paths = [out / "summary.csv", out / "summary.md", out / "summary.tex"]
     atomic_write_text(paths[0], table.to_csv(index=False))
     faults.point("tables")

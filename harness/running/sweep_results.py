@@ -1,7 +1,7 @@
 """A sweep's results under results/sweeps/<name>/: a table per point, the claims per point, figures, a REPORT section.
 
-    points/<key>=<value>,.../summary.{csv,md}   per task and method: success with its 95% CI over the
-                                               pooled episodes of all seeds, ECE, Brier, AUROC, fidelity@1,
+    points/<key>=<value>,.../summary.{csv,md}   per task and method: success with its 95% CI (seeds, then
+                                               episodes, resampled), ECE, Brier, AUROC, fidelity@1,
                                                format rate, training tokens, wall time
     points.csv, points.md                      all points' rows, with a column per axis
     claims.csv                                 every claim comparison of REPORT.md at every point: paired
@@ -41,16 +41,17 @@ POINT_COLUMNS = (
 
 def point_table(profile: Profile, runs: Path) -> pd.DataFrame:
     """Returns one row per (task, method) of a point's complete runs: the reproduce summary plus the
-    success CI over the pooled episodes of all seeds and the mean wall time (train + eval) per run."""
+    success CI (seeds, then episodes, resampled) and the mean wall time (train + eval) per run."""
     table = summary_table(profile, runs)
     if table.empty:
         return pd.DataFrame(columns=list(POINT_COLUMNS))
     lows, highs, walls = [], [], []
     for _, row in table.iterrows():
-        paths = [run_dir(runs, profile.name, row["task"], row["method"], s) for s in profile.seeds]
-        paths = [p for p in paths if is_complete(p)]
-        successes = [bool(r["success"]) for p in paths for r in read_records(p / "episodes.jsonl")]
-        ci = success_summary(successes, 0)
+        found = [(s, run_dir(runs, profile.name, row["task"], row["method"], s)) for s in profile.seeds]
+        found = [(s, p) for s, p in found if is_complete(p)]
+        paths = [p for _, p in found]
+        records = [(s, r) for s, p in found for r in read_records(p / "episodes.jsonl")]
+        ci = success_summary([float(r["success"]) for _, r in records], 0, seeds=[s for s, _ in records])
         lows.append(ci["ci_low"])
         highs.append(ci["ci_high"])
         seconds = [sum(json.loads((p / "manifest.json").read_text())["wall_s"].values()) for p in paths]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.core.runs import Run
-from harness.evaluation.compare import Pair, bootstrap_p, compare_table, heldout_gap_table, level_table
+from harness.evaluation.compare import Pair, compare_table, heldout_gap_table, level_table
+from harness.evaluation.metrics import bootstrap_p_value as bootstrap_p
 from harness.evaluation.scoring import belief_metrics
 
 

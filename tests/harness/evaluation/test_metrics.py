@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,15 +14,21 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from harness.evaluation import metrics as metrics_module
 from harness.evaluation.metrics import (
-    across_seeds,
     auroc,
-    bootstrap_ci,
+    auroc_from_levels,
+    bootstrap_p_value,
     brier,
+    brier_from_levels,
+    brier_skill_from_levels,
     ece,
+    ece_from_levels,
     fidelity_by_step,
     format_rate,
+    hierarchical_weights,
+    level_counts,
     mean_or_none,
-    paired_bootstrap_diff,
+    murphy_from_levels,
+    percentile_ci,
     q_error,
     reliability_bins,
     selection_gain,
@@ -117,17 +125,6 @@ def test_format_rate_by_hand() -> None:
     assert format_rate([]) is None
 
 
-def test_across_seeds_sample_std() -> None:
-    # mean 0.5; deviations -0.3, -0.1, 0.4; squares 0.09 + 0.01 + 0.16 = 0.26; / (3 - 1) = 0.13
-    out = across_seeds({2: 0.9, 0: 0.2, 1: 0.4})
-    assert out["mean"] == pytest.approx(0.5)
-    assert out["std"] == pytest.approx(math.sqrt(0.13))
-    assert out["n_seeds"] == 3
-    assert list(out["per_seed"].items()) == [(0, 0.2), (1, 0.4), (2, 0.9)]
-    assert across_seeds({7: 0.3}) == {"mean": 0.3, "std": 0.0, "n_seeds": 1, "per_seed": {7: 0.3}}
-    assert across_seeds({})["mean"] is None
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_against_sklearn(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -150,7 +147,7 @@ def test_mismatched_lengths_raise() -> None:
         with pytest.raises(ValueError):
             metric([0.1, 0.2], [1])
     with pytest.raises(ValueError):
-        paired_bootstrap_diff([1.0, 2.0], [1.0], seed=0)
+        level_counts([0.1, 0.2], [1], [0.1, 0.2])
     with pytest.raises(ValueError):
         ece([1.2], [1])
 
@@ -160,47 +157,176 @@ def test_empty_inputs_give_none() -> None:
     assert brier([], []) is None
     assert q_error([], []) is None
     assert mean_or_none([]) is None
-    assert bootstrap_ci([], 0) is None
+    assert percentile_ci([]) is None and bootstrap_p_value([]) is None
     assert success_summary([], seed=0) == {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
-    assert paired_bootstrap_diff([], [], seed=0)["diff"] is None
     assert all(b["count"] == 0 for b in reliability_bins([], []))
 
 
-def test_bootstrap_ci_deterministic_for_seed() -> None:
-    values = np.random.default_rng(5).uniform(size=100)
-    assert bootstrap_ci(values, 42) == bootstrap_ci(values, 42)
-    assert bootstrap_ci(values, 42) != bootstrap_ci(values, 43)
-    assert bootstrap_ci(values, np.random.default_rng(42)) == bootstrap_ci(values, 42)
-    low, high = bootstrap_ci(values, 0, stat=np.median)
-    assert low < float(np.median(values)) < high
+def exact_hierarchical(values_by_seed: list[list[Fraction]]) -> dict[Fraction, Fraction]:
+    """Returns the exact distribution {statistic: probability} of the mean under the two-stage bootstrap.
+
+    Every draw of S seeds with replacement (each of S^S sequences has probability S^-S), then for each
+    drawn copy every draw of its E episodes with replacement (E^-E each): the statistic is the mean of
+    all drawn episodes' values.
+    """
+    out: dict[Fraction, Fraction] = {}
+    s = len(values_by_seed)
+    for seeds in itertools.product(range(s), repeat=s):
+        per_copy = [list(itertools.product(values_by_seed[k], repeat=len(values_by_seed[k]))) for k in seeds]
+        weight = Fraction(1, s**s) * np.prod([Fraction(1, len(c)) for c in per_copy])
+        for episodes in itertools.product(*per_copy):
+            drawn = [v for copy in episodes for v in copy]
+            stat = sum(drawn, Fraction(0)) / len(drawn)
+            out[stat] = out.get(stat, Fraction(0)) + weight
+    return out
 
 
-def test_success_summary_is_json_ready() -> None:
-    out = success_summary([True, False, True, True], seed=0)
-    assert out["mean"] == 0.75 and out["n"] == 4
-    assert 0.0 <= out["ci_low"] <= 0.75 <= out["ci_high"] <= 1.0
+def exact_quantile(dist: dict[Fraction, Fraction], q: float) -> Fraction:
+    """Returns Q(q) = the smallest x with F(x) >= q: the definition `percentile_ci` uses."""
+    cumulative = Fraction(0)
+    for x in sorted(dist):
+        cumulative += dist[x]
+        if cumulative >= Fraction(q).limit_denominator(10**6):
+            return x
+    raise AssertionError("q above 1")
+
+
+def test_hierarchical_bootstrap_against_exact_enumeration() -> None:
+    # 2 seeds x 2 episodes: 4 seed draws x 16 episode draws = 64 equally likely resamples.
+    by_seed = [[Fraction(3, 10), Fraction(-1, 10)], [Fraction(5, 10), Fraction(9, 10)]]
+    dist = exact_hierarchical(by_seed)
+    assert sum(dist.values()) == 1
+    mean = sum(x * p for x, p in dist.items())
+    var = sum((x - mean) ** 2 * p for x, p in dist.items())
+    # By hand: mean = mean of all values = 0.4. Var = (Var0(seed means) + mean within-seed Var0 / E) / S
+    # = (0.09 + 0.04 / 2) / 2 = 0.055 (seed means 0.1 and 0.7; each seed's values are 0.2 from its mean).
+    assert mean == Fraction(2, 5) and var == Fraction(11, 200)
+    low, high = exact_quantile(dist, 0.025), exact_quantile(dist, 0.975)
+    # The levels sit far from every jump of the exact CDF (atoms are multiples of 1/64), so at this B the
+    # Monte Carlo quantile lands on the same atom: tolerance 1e-12 (float printing of the atom).
+    cdf = np.cumsum([float(dist[x]) for x in sorted(dist)])
+    b = 400_000
+    assert np.min(np.abs(cdf - 0.025)) > 10 * math.sqrt(0.025 * 0.975 / b)
+    assert np.min(np.abs(cdf - 0.975)) > 10 * math.sqrt(0.025 * 0.975 / b)
+    values = np.array([float(v) for seed in by_seed for v in seed])
+    weights = hierarchical_weights([0, 0, 1, 1], b, np.random.default_rng(3))
+    draws = weights @ values / weights.sum(axis=1)
+    assert percentile_ci(draws) == pytest.approx((float(low), float(high)), abs=1e-12)
+    # Monte Carlo mean and variance within 5 standard errors of the exact ones.
+    assert abs(draws.mean() - 0.4) < 5 * math.sqrt(0.055 / b)
+    assert abs(draws.var() - 0.055) < 0.055 * 5 * math.sqrt(2 / b) * 2
+
+
+def test_hierarchical_weights_draw_whole_seeds_then_episodes() -> None:
+    seeds = [7, 7, 7, 9, 9]
+    weights = hierarchical_weights(seeds, 2000, np.random.default_rng(0))
+    per_seed = np.stack([weights[:, :3].sum(axis=1) / 3, weights[:, 3:].sum(axis=1) / 2], axis=1)
+    # Each seed is drawn 0, 1 or 2 times and each drawn copy brings as many episodes as the seed has.
+    assert set(per_seed.ravel()) == {0.0, 1.0, 2.0} and np.all(per_seed.sum(axis=1) == 2)
+    # One seed: the plain within-seed bootstrap, every resample keeps n episodes.
+    one = hierarchical_weights([0] * 4, 500, np.random.default_rng(0))
+    assert np.all(one.sum(axis=1) == 4) and one.std() > 0
+    # Strata are drawn apart: held-out episodes keep their count within each drawn copy of the seed.
+    held = hierarchical_weights([0, 0, 0], 500, np.random.default_rng(0), strata=[True, False, False])
+    assert np.all(held[:, 0] == 1) and np.all(held[:, 1:].sum(axis=1) == 2)
+    assert np.array_equal(weights, hierarchical_weights(seeds, 2000, np.random.default_rng(0)))
+    with pytest.raises(ValueError):
+        hierarchical_weights(seeds, 10, np.random.default_rng(0), strata=[True])
+
+
+def test_percentile_ci_is_the_inverted_cdf_quantile() -> None:
+    # 40 draws 0..39: Q(0.025) = smallest x with F(x) >= 0.025 = 1/40 -> 0; Q(0.975) = 39/40 -> 38.
+    assert percentile_ci(np.arange(40.0)) == (0.0, 38.0)
+    assert percentile_ci([np.nan, 2.0]) == (2.0, 2.0)
+    with pytest.raises(ValueError):
+        percentile_ci([1.0], level=1.0)
+
+
+def test_bootstrap_p_value_by_hand() -> None:
+    # B = 9 draws, 2 at or below 0, 8 at or above 0 (one is 0): 2 * min(3 / 10, 9 / 10) = 0.6
+    draws = [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert bootstrap_p_value(draws) == pytest.approx(0.6)
+    # All draws above 0: 2 * (1 + 0) / (B + 1), the smallest p a bootstrap of B draws can give.
+    assert bootstrap_p_value([1.0] * 99) == pytest.approx(0.02)
+    # Centered draws: capped at 1.
+    assert bootstrap_p_value([-1.0, 1.0]) == 1.0
+
+
+def test_success_summary_is_the_one_seed_bootstrap() -> None:
+    successes = [True, False, True, True]
+    out = success_summary(successes, seed=0)
+    weights = hierarchical_weights([0] * 4, 10_000, np.random.default_rng(0))
+    assert (out["ci_low"], out["ci_high"]) == percentile_ci(weights @ np.array([1.0, 0, 1, 1]) / 4)
+    assert out["mean"] == 0.75 and out["n"] == 4 and out == success_summary(successes, seed=0)
     json.dumps(out)
 
 
-def test_paired_bootstrap_diff_known_difference() -> None:
-    rng = np.random.default_rng(11)
-    b = rng.uniform(size=500)
-    a = b + 0.1 + rng.normal(0, 0.05, size=500)
-    out = paired_bootstrap_diff(a, b, seed=0)
-    assert out["diff"] == pytest.approx(0.1, abs=0.01)
-    assert 0 < out["ci_low"] < 0.1 < out["ci_high"]
-    assert out["n"] == 500
+def test_success_summary_over_seeds_resamples_them() -> None:
+    # Seed 0 solves all 4 episodes, seed 1 none. Over seeds the mean is 0, 1/2 or 1 with probability
+    # 1/4, 1/2, 1/4: CI [0, 1]. Pooled as one seed, 8 draws from half successes: far narrower.
+    successes = [1.0] * 4 + [0.0] * 4
+    assert success_summary(successes, 0, seeds=[0] * 4 + [1] * 4)["ci_low"] == 0.0
+    assert success_summary(successes, 0, seeds=[0] * 4 + [1] * 4)["ci_high"] == 1.0
+    pooled = success_summary(successes, 0)
+    assert 0.0 < pooled["ci_low"] and pooled["ci_high"] < 1.0
 
 
-def test_paired_bootstrap_diff_coverage() -> None:
+def test_one_seed_paired_bootstrap_covers_a_known_difference() -> None:
     rng = np.random.default_rng(2024)
     covered = 0
     for i in range(200):
         b = rng.uniform(size=100)
-        a = b + 0.05 + rng.normal(0, 0.3, size=100)
-        out = paired_bootstrap_diff(a, b, seed=i, n_resamples=500)
-        covered += out["ci_low"] <= 0.05 <= out["ci_high"]
+        d = b + 0.05 + rng.normal(0, 0.3, size=100) - b
+        weights = hierarchical_weights([0] * 100, 500, np.random.default_rng(i))
+        low, high = percentile_ci(weights @ d / 100)
+        covered += low <= 0.05 <= high
     assert covered / 200 >= 0.9
+
+
+# First turns by hand: p = 0.8, 0.8, 0.2, 0.5 with outcomes 1, 0, 0, 1.
+P, Y = [0.8, 0.8, 0.2, 0.5], [1, 0, 0, 1]
+
+
+def levels_of(p: list[float], y: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    levels = np.unique(p)
+    return (levels, *level_counts(p, y, levels))
+
+
+def test_first_turn_calibration_by_hand() -> None:
+    counts = levels_of(P, Y)
+    # Brier: (0.04 + 0.64 + 0.04 + 0.25) / 4 = 0.2425; base rate 0.5, constant predictor's Brier 0.25.
+    assert brier_from_levels(*counts) == pytest.approx(0.2425)
+    assert brier_skill_from_levels(*counts) == pytest.approx(1 - 0.2425 / 0.25)  # 0.03
+    # Levels 0.2 (1 turn, 0 hits), 0.5 (1, 1), 0.8 (2, 1).
+    # reliability = (0.2^2 + 0.5^2 + 2 * 0.3^2) / 4 = 0.1175; resolution = (0.25 + 0.25 + 0) / 4 = 0.125.
+    rel, res, unc = murphy_from_levels(*counts)
+    assert (rel, res, unc) == pytest.approx((0.1175, 0.125, 0.25))
+    # Pairs (pos, neg): (0.8, 0.8) half, (0.8, 0.2) 1, (0.5, 0.8) 0, (0.5, 0.2) 1 -> 2.5 / 4.
+    assert auroc_from_levels(*counts) == pytest.approx(0.625)
+    # Bins 2, 5, 8: |0 - 0.2| + |1 - 0.5| + |1 - 1.6| = 1.3; / 4.
+    assert ece_from_levels(*counts) == pytest.approx(0.325)
+    # Everyone succeeds: no base-rate variance, skill undefined.
+    assert np.isnan(brier_skill_from_levels(*levels_of([0.9, 0.9], [1, 1])))
+    assert np.isnan(auroc_from_levels(*levels_of([0.9, 0.9], [1, 1])))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_level_counts_give_the_turn_by_turn_metrics_and_the_murphy_identity(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, 11, size=300) / 10
+    y = (rng.uniform(size=300) < p**1.3).astype(int)
+    counts = levels_of(p, y)
+    assert brier_from_levels(*counts) == pytest.approx(brier(p, y), abs=1e-12)
+    assert auroc_from_levels(*counts) == pytest.approx(auroc(p, y), abs=1e-12)
+    assert ece_from_levels(*counts) == pytest.approx(ece(p, y), abs=1e-12)
+    rel, res, unc = murphy_from_levels(*counts)
+    assert rel - res + unc == pytest.approx(brier(p, y), abs=1e-12)
+    assert unc == pytest.approx(y.mean() * (1 - y.mean()))
+    # Counts are sums: a batch of weightings (B, L) gives B values at once, each the weighted metric.
+    weights = np.stack([counts[1], 2 * counts[1]])
+    assert brier_from_levels(counts[0], weights, np.stack([counts[2], 2 * counts[2]])) == pytest.approx(
+        [brier(p, y)] * 2
+    )
 
 
 def test_fidelity_counts_add_over_disjoint_blocks_as_a_bootstrap_needs() -> None:

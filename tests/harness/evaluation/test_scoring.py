@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +76,43 @@ def test_any_output_is_scored_and_parse_failures_count_in_the_format_rate(output
     assert all(t["error"] for t, ok in zip(recorded, parsed) if not ok)
     if not any(parsed):
         assert metrics["ece_all"] is None and metrics["fidelity@1"] is None  # a dash, not a zero
+
+
+def _turn(p: float | None) -> dict:
+    """Returns a recorded turn: a parsed foresight block writing `p`, or (None) a turn that did not parse."""
+    if p is None:
+        return {"output": "", "parsed": None, "error": "not a block", "action": "a", "observation": "o"}
+    parsed = {"thought": "", "plan": ["a"], "rollout": ["o"], "p": p}
+    return {"output": "", "parsed": parsed, "error": None, "q_ref": 0.5, "q_star": 1.0, "actual": ["o"]}
+
+
+def _episode(success: bool, ps: list[float | None]) -> dict:
+    return {"success": success, "turns": [_turn(p) for p in ps], "candidates": [], "p_first": None}
+
+
+def test_first_turn_calibration_coverage_and_format_by_turn_by_hand() -> None:
+    records = [
+        _episode(True, [0.8, None, 0.4, 0.4]),
+        _episode(False, [0.2, None]),
+        _episode(False, [0.8]),
+        _episode(True, [0.5]),
+        _episode(True, [None, 0.9]),  # its first turn did not parse: no first-turn p
+    ]
+    out = run_metrics(records, True, 0, 1)
+    # Turn 1: 4 of 5 parsed; turn 2: 1 of 3 (A, B, E); turns 3+: A's two, both parsed. All: 7 of 10.
+    assert (out["format_rate_t1"], out["format_rate_t2"], out["format_rate_t3plus"]) == pytest.approx((0.8, 1 / 3, 1))
+    assert out["format_rate"] == pytest.approx(0.7) and out["p_coverage"] == pytest.approx(0.7)
+    assert out["first_p_coverage"] == pytest.approx(0.8)
+    # First turns p = 0.8, 0.2, 0.8, 0.5 with outcomes 1, 0, 0, 1 (hand-computed in test_metrics.py).
+    first = ("brier_first", "brier_skill_first", "auroc_first", "reliability_first", "resolution_first")
+    assert [out[k] for k in first] == pytest.approx([0.2425, 0.03, 0.625, 0.1175, 0.125])
+    assert (out["uncertainty_first"], out["ece_first"]) == pytest.approx((0.25, 0.325))
+    # All 7 p turns: squared errors 0.04 + 2 * 0.36 + 0.04 + 0.64 + 0.25 + 0.01 = 1.70; base rate 5/7.
+    assert out["brier"] == pytest.approx(1.7 / 7)
+    assert out["brier_skill_all"] == pytest.approx(1 - (1.7 / 7) / (5 / 7 * 2 / 7))
+    assert [b["count"] for b in out["reliability_bins_first"]] == [0, 0, 1, 0, 0, 1, 0, 0, 2, 0]
+    # Without a verbal p the format is still counted by turn; the p columns are None.
+    react = run_metrics(records, False, 0, 1)
+    assert react["format_rate_t1"] == pytest.approx(0.8) and react["brier_skill_first"] is None
+    assert react["p_coverage"] is None and react["reliability_bins_first"] is None
+    assert run_metrics([_episode(True, [0.5])], True, 0, 1)["format_rate_t2"] is None

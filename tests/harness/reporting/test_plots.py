@@ -11,6 +11,7 @@ import matplotlib.image as mpimg
 import pytest
 
 from harness.core.errors import HarnessError
+from harness.reporting import plots
 from harness.reporting.plots import load_metrics, plot_all
 
 TASKS = ("countdown", "graph-nav")
@@ -56,6 +57,7 @@ def _metrics(task: str, method: str, seed: int) -> dict:
         "fidelity@2": (0.1 if method == "sft-mimic" else 0.5) if has_p else None,
         "fidelity@3": (0.05 if method == "sft-mimic" else 0.35) if has_p else None,
         "reliability": _bins(-0.2 if method == "sft-mimic" else 0.02, seed) if has_p else None,
+        "reliability_bins_first": _bins(-0.1 if method == "sft-mimic" else 0.0, seed) if has_p else None,
         "cost": {"training_tokens": 1000 * len(stages), "stages": stages},
         "random_policy_success": 0.1 + 0.05 * TASKS.index(task),
         "identity": {"method": method, "task": task, "profile": "smoke", "seed": seed},
@@ -142,3 +144,15 @@ def test_figures_get_the_mode_the_umask_implies(tmp_path: Path) -> None:
     finally:
         os.umask(saved)
     assert paths and {stat.S_IMODE(p.stat().st_mode) for p in paths} == {0o664}
+
+
+def test_reliability_is_one_panel_per_method_of_first_turn_p_with_counts_on_the_bars(tmp_path: Path) -> None:
+    runs, _ = _store(tmp_path)
+    frame = load_metrics(runs, "smoke")
+    fig = plots._reliability(frame, list(METHODS), dict(plots.METHOD_COLORS))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert [t.splitlines()[0] for t in titles] == ["sft-mimic", "foresight"]  # react writes no p: no panel
+    # Bin i (i < 8) holds 5 + i + seed first turns per run; pooled over 2 tasks x seeds 0, 1: 22 + 4 i.
+    labels = [[t.get_text() for t in ax.texts] for ax in fig.axes if ax.texts]
+    assert labels == [[str(22 + 4 * i) for i in range(8)]] * 2
+    assert all("n = 288 episodes, 2 tasks, 4 runs" in t for t in titles)  # sum of 22 + 4 i over i < 8

@@ -14,6 +14,7 @@ import pytest
 
 from harness.core.config import load_profile
 from harness.core.errors import HarnessError
+from harness.evaluation.metrics import RESAMPLES
 from harness.reporting.plan import Comparison, DevScore, load_plan, parse_version
 from harness.reporting.report import (
     Cost,
@@ -66,7 +67,8 @@ def _evidence(tests: list[Comparison], cells: dict[tuple[int, str], tuple[float,
         rows.append(
             {"claim": t.claim, "role": t.role, "row": n, "same_as": same if same != n else None, "test": t.label,
              "claimed": t.claimed, "why": t.why, "task": task, "method": 0.5, "baseline": 0.5 - diff, "diff": diff,
-             "ci_low": diff - 0.1, "ci_high": diff + 0.1, "p_value": p, "seeds": 1, "episodes": 40}
+             "ci_low": diff - 0.1, "ci_high": diff + 0.1, "p_value": p, "seeds": 1, "episodes": 40, "n": "1 x 40",
+             "resampled": "episodes of 1 seed (no seed variance)"}
         )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -124,7 +126,7 @@ def test_a_duplicate_is_stated_once_and_counted_once() -> None:
     lines = claim_section(rows, tests, ["a"], "C3")
     assert "a Holm family of 2" in lines[0]
     table = [line for line in lines if line.startswith("| 3 |")]
-    assert table == ["| 3 | = row 1 | > 0 | a |  |  |  |  |  | 0.040 | supports |"]
+    assert table == ["| 3 | = row 1 | > 0 | a |  |  |  |  |  |  | 0.040 | supports |"]  # n's cell empty too
     assert sum("foresight vs react: success" in line for line in lines) == 1
 
 
@@ -194,7 +196,7 @@ def _store(runs: Path, profile: str, method: str, successes: list[bool]) -> None
 
 
 def test_evidence_from_a_run_store_decides_c3_by_holm(tmp_path: Path) -> None:
-    """foresight succeeds on all 20 episodes, every baseline on none: each bootstrap p is 2 / 1001."""
+    """foresight succeeds on all 20 episodes, every baseline on none: each bootstrap p is 2 / (B + 1)."""
     profile = dataclasses.replace(
         load_profile("smoke"), tasks={"countdown": {}}, ablations=[], seeds=[0],
         methods=["react", "sft-mimic", "vanilla-rl", "foresight"],
@@ -205,8 +207,9 @@ def test_evidence_from_a_run_store_decides_c3_by_holm(tmp_path: Path) -> None:
     tests = claim_tests(profile)
     rows = evidence(profile, tmp_path, tests)
     c3 = rows[rows["claim"] == "C3"]
-    assert c3["diff"].tolist() == [1.0, 1.0, 1.0] and c3["p_value"].tolist() == pytest.approx([2 / 1001] * 3)
-    assert c3["p_holm"].tolist() == pytest.approx([3 * 2 / 1001] * 3) and set(c3["verdict"]) == {"supports"}
+    p = 2 / (RESAMPLES + 1)  # every draw of the difference is 1.0, none on the other side of 0
+    assert c3["diff"].tolist() == [1.0, 1.0, 1.0] and c3["p_value"].tolist() == pytest.approx([p] * 3)
+    assert c3["p_holm"].tolist() == pytest.approx([3 * p] * 3) and set(c3["verdict"]) == {"supports"}
     assert claim_verdicts(rows, tests, ["countdown"])["C3"] == {"countdown": "supported"}
     # brier_skill_first is planned before scoring computes it: its rows are there, undefined, and p counts as 1.
     skill = rows[rows["test"] == "foresight vs sft-mimic: brier_skill_first"].iloc[0]
@@ -246,3 +249,30 @@ def test_a_full_disk_during_report_leaves_the_old_tables_figures_and_report(
         build_outputs(load_profile("smoke"), tmp_path / "runs", tmp_path / "cache", results)
     assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in results.iterdir()) == ["REPORT.md", "figures", "tables"]
+
+
+def test_report_prints_n_p_and_first_turn_calibration_before_all_turns() -> None:
+    profile = load_profile("default")
+    summary = pd.DataFrame(
+        [
+            {"task": "graph-nav", "method": "foresight", "seeds": 3, "episodes": 300, "success": 0.5,
+             "first_p_coverage": 0.9, "brier_skill_first": 0.125, "auroc_first": 0.7, "p_coverage": 0.8,
+             "ece_all": 0.2, "brier": 0.25},
+            {"task": "graph-nav", "method": "react", "seeds": 3, "episodes": 300, "success": 0.4,
+             "first_p_coverage": None, "brier_skill_first": None, "auroc_first": None, "p_coverage": None,
+             "ece_all": None, "brier": None},
+        ]
+    )  # fmt: skip
+    tests = claim_tests(profile)
+    c3 = next(n for n, t in enumerate(tests, 1) if t.claim == "C3" and t.baseline == "react")
+    rows = _evidence(tests, {(c3, "graph-nav"): (0.1, 0.0123), (c3, "countdown"): (0.1, 0.0123)})
+    rows.loc[rows["task"] == "graph-nav", ["seeds", "episodes", "n"]] = [3, 300, "3 x 100"]
+    text = write_report(profile, Path("runs"), summary, Path("results"), None, judge(rows, tests, PLAN, dev=None))
+    assert "| [0.000, 0.200] | 0.012 | 3 x 100 |" in text
+    assert "| 0.012 | 1 x 40 (1 seed: no seed variance) |" in text
+    calibration = text[text.index("## Calibration of p") :]
+    # Only the method with a p is in the calibration table; first-turn columns come before the all-turn ones.
+    assert "react" not in calibration.split("Reading anchor")[0]
+    header = next(line for line in calibration.splitlines() if line.startswith("| task"))
+    assert header.index("brier_skill_first") < header.index("ece_all (all turns)") < header.index("brier (all turns)")
+    assert "RLCR paper" in calibration and "ECE 0.37 and AUROC 0.50" in calibration and "Brier 0.21" in calibration

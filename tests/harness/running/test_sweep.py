@@ -182,9 +182,11 @@ def test_moves_pair_each_method_with_itself_at_the_first_value(smoke, tmp_path: 
     assert list(success["first_value"]) == pytest.approx([0.5, 1.0])
     assert list(success["episodes"]) == [8, 8] and list(success["seeds"]) == [2, 2]
     assert (success["ci_low"] <= success["diff"]).all() and (success["diff"] <= success["ci_high"]).all()
-    # lr 0.2: seed 0's episode differences are 0, 0, -1, -1 and seed 1's all 0. A resample of seed 0
-    # draws only zeros, or only -1s, with probability 1/16 each (over 2.5%): the CI is [-4/8, 0] exactly.
-    assert (success["ci_low"].iloc[1], success["ci_high"].iloc[1]) == (-0.5, 0.0)
+    # lr 0.2: seed 0's episode differences are 0, 0, -1, -1 and seed 1's all 0. The bootstrap draws seed 0
+    # twice with probability 1/4; then the -1s drawn are Binomial(8, 1/2), and 6 or more of them (a mean of
+    # -6/8 or below) have probability 37/256: P(mean <= -6/8) = 37/1024 = 0.036 >= 2.5% while
+    # P(mean <= -7/8) = 9/1024 = 0.009 < 2.5%. The upper bound is the largest value, 0: the CI is [-6/8, 0].
+    assert (success["ci_low"].iloc[1], success["ci_high"].iloc[1]) == (-0.75, 0.0)
     assert set(moves["method"]) == {"react"} and set(moves["task"]) == {"graph-nav"}
 
 

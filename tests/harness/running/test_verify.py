@@ -136,6 +136,15 @@ def test_missing_and_extra_rows_and_columns_fail() -> None:
     assert failed(compare_tables(table(), table().drop(columns=["ece_all"]), tolerances(True))) == ["ece_all"]
 
 
+def test_a_reference_without_new_metric_columns_verifies_the_shared_ones() -> None:
+    fresh = table(brier_skill_first=0.125, format_rate_t1=0.9)
+    checks = compare_tables(table(), fresh, tolerances(True))
+    assert all(c.ok for c in checks)
+    assert {c.column for c in checks} == set(table().columns) - {"task", "method"}
+    # The shared columns are still compared: a changed success fails.
+    assert failed(compare_tables(table(), table(success=0.7, brier_skill_first=0.1), tolerances(True))) == ["success"]
+
+
 def test_tolerance_formula() -> None:
     assert Tolerance(0.1).allows(0.5, 0.6) and not Tolerance(0.1).allows(0.5, 0.61)
     assert Tolerance(0.0, 0.1).allows(1000.0, 1100.0) and not Tolerance(0.0, 0.1).allows(1000.0, 1101.0)
