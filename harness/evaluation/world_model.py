@@ -50,6 +50,7 @@ HELDOUT_PASSES = 8
 PROBE_VERSION = "world-model-v1"
 """Bumped whenever items or scoring change, so cached probe files from before are recomputed."""
 BATCH = 64
+"""Contexts generated together (left-padded to the longest)."""
 
 
 @dataclass(frozen=True)
