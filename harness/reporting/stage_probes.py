@@ -19,7 +19,7 @@ from harness.core.registry import method_factory
 from harness.core.runs import is_complete, run_dir
 
 HEADER = (
-    "| method | stage | world model: familiar | held-out | items (familiar / held-out) "
+    "| method | stage | world model: familiar | held-out | items (familiar / held-out / dropped) "
     "| RL reward: first step | last step | first-turn Brier: first step | last step |"
 )
 
@@ -52,7 +52,8 @@ def stage_rows(profile: Profile, runs: Path, task: str) -> list[str]:
             rl = [p["rl"][stage] for p in probes if stage in p["rl"]]
             if not wm and not rl:
                 continue
-            items = f"{_stat(wm, 'n_familiar', '.0f')} / {_stat(wm, 'n_heldout', '.0f')}" if wm else "-"
+            counts = ("n_familiar", "n_heldout", "heldout_dropped")
+            items = " / ".join(_stat(wm, key, ".0f") for key in counts) if wm else "-"
             rows.append(
                 f"| {method} | {stage} | {_stat(wm, 'familiar')} | {_stat(wm, 'heldout')} | {items} "
                 f"| {_stat(rl, 'reward_first')} | {_stat(rl, 'reward_last')} "
@@ -68,9 +69,10 @@ def stage_probe_section(profile: Profile, runs: Path) -> list[str]:
         "",
         "World model: the share of next observations the checkpoint after each stage writes exactly (greedy,",
         "after 'world <state> act <action> ->'), on transitions of D_world's own exploration (familiar) and on",
-        "transitions explored from dev instances whose line occurs in no training text (held-out). A later",
-        "stage's drop shows what it forgot. RL: the train-side reward and the first-turn Brier (p - outcome)^2",
-        "of a grpo stage's first and last logged steps. Means over seeds; a dash: not recorded.",
+        "transitions explored from dev instances whose line occurs in no training text (held-out; those whose",
+        "line occurs are dropped, and counted). A later stage's drop shows what it forgot. RL: the train-side",
+        "reward and the first-turn Brier (p - outcome)^2 of a grpo stage's first and last logged steps. Means",
+        "over seeds; a dash: not recorded.",
         "",
     ]
     for task in profile.tasks:

@@ -47,4 +47,4 @@ def test_metrics_carry_each_stage_probe_and_shared_stages_are_probed_once(tmp_pa
         ["| foresight", "wm-amt"], ["| foresight", "fe-sft"], ["| foresight", "fc-rl"],
         ["| foresight-no-rl", "wm-amt"], ["| foresight-no-rl", "fe-sft"],
     ]  # fmt: skip
-    assert rows[0].split(" | ")[4] == "117 / 77"
+    assert rows[0].split(" | ")[4] == "117 / 77 / 7"

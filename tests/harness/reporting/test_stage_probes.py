@@ -29,9 +29,9 @@ def test_rows_average_the_seeds_and_dash_what_was_not_recorded(tmp_path: Path) -
     _plant(tmp_path, "foresight", 1, {"world_model": {"wm-amt": _wm(1.0, 0.75, 30)}, "rl": {}})
     _plant(tmp_path, "react", 0, {"success": 1.0})  # made before the probes existed: no row
     assert stage_rows(PROFILE, tmp_path, "countdown") == [
-        # wm-amt: familiar (0.5 + 1.0) / 2, held-out (0.25 + 0.75) / 2, items 200 / (20 + 30) / 2
-        "| foresight | wm-amt | 0.750 | 0.500 | 200 / 25 | - | - | - | - |",
-        "| foresight | fe-sft | 0.250 | - | 200 / 20 | - | - | - | - |",  # seed 1 has no fe-sft entry
+        # wm-amt: familiar (0.5 + 1.0) / 2, held-out (0.25 + 0.75) / 2; items 200, (20 + 30) / 2, dropped 1
+        "| foresight | wm-amt | 0.750 | 0.500 | 200 / 25 / 1 | - | - | - | - |",
+        "| foresight | fe-sft | 0.250 | - | 200 / 20 / 1 | - | - | - | - |",  # seed 1 has no fe-sft entry
         "| foresight | fc-rl | - | - | - | 0.500 | 1.000 | - | 0.250 |",
     ]
     section = stage_probe_section(PROFILE, tmp_path)
