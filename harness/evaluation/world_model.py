@@ -19,6 +19,7 @@ in it (stage.json checksums the folder's files), so a stage that several methods
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,11 +189,14 @@ def stage_world_model(
 ) -> dict[str, Any]:
     """Returns the world-model accuracy of one stage's checkpoint, from `<cache>/<hash>.probe.json` when it is there.
 
-    `sets` is called only when the probe must run; `loaded` is (model, tokenizer) of this very
-    checkpoint when the caller has it in memory already.
+    The file holds the digest of the stage's stage.json it was made from: a stage deleted and
+    retrained is probed afresh. `sets` is called only when the probe must run; `loaded` is
+    (model, tokenizer) of this very checkpoint when the caller has it in memory already.
     """
     path = cache / f"{checkpoint.hash}.probe.json"
-    key = {"version": PROBE_VERSION, "items": items}
+    marker = cache / checkpoint.hash / "stage.json"
+    stage = hashlib.sha256(marker.read_bytes()).hexdigest() if marker.is_file() else None
+    key = {"version": PROBE_VERSION, "items": items, "stage_json_sha256": stage}
     if path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:

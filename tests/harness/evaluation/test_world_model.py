@@ -144,6 +144,9 @@ def test_a_stage_is_probed_once_and_the_file_lies_beside_its_folder(tmp_path: Pa
     assert stage_world_model(Checkpoint("abc", tmp_path / "abc"), tmp_path, refuse, 200, (model, tokenizer)) == first
     with pytest.raises(AssertionError, match="probed again"):  # another size is another probe
         stage_world_model(Checkpoint("abc", tmp_path / "abc"), tmp_path, refuse, 100, (model, tokenizer))
+    (tmp_path / "abc" / "stage.json").write_text("{}\n")  # the stage was trained again
+    with pytest.raises(AssertionError, match="probed again"):
+        stage_world_model(Checkpoint("abc", tmp_path / "abc"), tmp_path, refuse, 200, (model, tokenizer))
 
 
 def test_stage_checkpoints_follow_the_chain(tmp_path: Path) -> None:
