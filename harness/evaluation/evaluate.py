@@ -31,6 +31,7 @@ from harness.data.reference import reference_policy
 from harness.evaluation.board import write_board
 from harness.evaluation.estimates import first_p_belief
 from harness.evaluation.scoring import episode_record, run_metrics
+from harness.evaluation.world_model import WORLD_MODEL_ITEMS, stage_probes
 from harness.training import distributed
 from harness.training.models import stop_token_ids
 from harness.training.train import data_hash, initial_key, load_checkpoint, method_and_task, stage_chain, train_method
@@ -189,6 +190,8 @@ def _evaluate(
         for i, e in enumerate(episodes)
     ]
     metrics = run_metrics(records, method.verbal_p, seed, profile.data.look_k)
+    chain = [(o.name, spec.kind, o.hash) for spec, o in zip(method.stages, outcomes)]
+    metrics |= stage_probes(chain, checkpoint, (model, tokenizer), task, profile, seed, cache, WORLD_MODEL_ITEMS)
     metrics["cost"] = {
         "training_tokens": sum(int(o.stats.get("tokens_seen") or 0) for o in outcomes),
         "stages": {

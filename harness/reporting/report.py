@@ -32,6 +32,7 @@ from harness.reporting.plan import (
     load_versions,
     plan_changes,
 )
+from harness.reporting.stage_probes import stage_probe_section
 
 NOT_APPLIED = "not applied"
 """The gate column where no dev numbers were given (harness reproduce does not play dev yet)."""
@@ -424,6 +425,7 @@ def write_report(
         lines += [f"## {claim}. {text}", "", *claim_section(rows, tests, list(profile.tasks), claim)]
         lines += [f"Not run by this profile: {c.label} ({c.role})." for c in left_out if c.claim == claim]
         lines += [""] if any(c.claim == claim for c in left_out) else []
+    lines += stage_probe_section(profile, runs)
     lines += ["## Results by method and task (mean over seeds)", ""]
     lines += [_markdown(summary, RESULT_COLUMNS), ""]
     lines += [
