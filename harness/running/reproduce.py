@@ -25,7 +25,8 @@ from harness.core.runs import dumps, is_complete, run_dir
 from harness.core.store import atomic_write_text, staged_outputs
 from harness.evaluation.compare import read_checked_run
 from harness.evaluation.evaluate import run_to_make
-from harness.reporting.report import Cost, claim_tests, evidence, shown_name, write_report
+from harness.reporting.report import Cost, claim_tests, evidence, write_report
+from harness.reporting.result_tables import shown_name
 from harness.reporting.sweeps import budget_section_for
 from harness.running.workers import Item, execute
 from harness.training.stages import GrpoSettings, stage_hash
