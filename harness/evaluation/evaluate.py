@@ -35,7 +35,7 @@ from harness.evaluation.world_model import WORLD_MODEL_ITEMS, stage_probes
 from harness.training import distributed
 from harness.training.models import stop_token_ids
 from harness.training.train import data_hash, initial_key, load_checkpoint, method_and_task, stage_chain, train_method
-from tasks.base import Task, play
+from tasks.base import NoisyExpert, Task, play
 
 SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
 
@@ -68,9 +68,19 @@ def play_split(
 
 
 def sample_candidates(
-    model: Any, tokenizer: Any, task: Task, instances: Sequence[Any], seed: int, settings: EvalSettings
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    instances: Sequence[Any],
+    seed: int,
+    settings: EvalSettings,
+    reference: NoisyExpert,
 ) -> list[list[dict[str, float]]]:
-    """Returns, per instance, the parsed first-move candidates as {p, q_star} (unparsed ones dropped)."""
+    """Returns, per instance, the parsed first-move candidates as {p, q_ref, q_star} (unparsed ones dropped).
+
+    q_ref is the candidate plan's value under the reference policy of D_look's p, which selection gain
+    scores with; q_star, the expert's, is constant across plans on deterministic worlds (kb-search).
+    """
     found: list[list[dict[str, float]]] = [[] for _ in instances]
     for c in range(settings.candidates):
         sampling = Sampling(settings.candidate_temperature, settings.max_turn_tokens, seed=seed * 1009 + c)
@@ -80,7 +90,10 @@ def sample_candidates(
         for i, episode in enumerate(firsts):
             block = episode.turns[0].parsed
             if isinstance(block, ForesightBlock):
-                found[i].append({"p": block.p, "q_star": task.q_star(episode.turns[0].state, block.plan)})
+                state = episode.turns[0].state
+                found[i].append(
+                    {"p": block.p, "q_ref": reference.q(state, block.plan), "q_star": task.q_star(state, block.plan)}
+                )
     return found
 
 
@@ -177,12 +190,14 @@ def _evaluate(
     batches = -(-len(instances) // settings.batch_size)
     progress.active().start_stage(f"{task_name} seed{seed} {method_name} eval", batches * (1 + sampled))
     episodes = play_split(model, tokenizer, task, instances, method.fmt, seed, settings, greedy, prefix=prefix)
+    reference = reference_policy(task, profile.data, seed)
     candidates = (
-        sample_candidates(model, tokenizer, task, instances, seed, settings) if sampled else [[] for _ in instances]
+        sample_candidates(model, tokenizer, task, instances, seed, settings, reference)
+        if sampled
+        else [[] for _ in instances]
     )
     progress.active().end_stage()
     rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
-    reference = reference_policy(task, profile.data, seed)
     heldout = heldout_flags(task, seed, instances)
     beliefs = [first_p_belief(model, tokenizer, e) if method.verbal_p else None for e in episodes]
     records = [

@@ -105,6 +105,7 @@ P_METRICS = (
     "q_error",
     "q_error_star",
     "selection_gain",
+    "selection_gain_star",
 )
 """The metrics only a method with a verbal p has (None for the others)."""
 
@@ -122,7 +123,9 @@ class RecordParts:
     first_p: list[float]
     first_outcome: list[float]
     gain: float | None
-    """This record's selection gain (None without candidates)."""
+    """This record's selection gain, candidates scored by Q_ref (None without candidates)."""
+    gain_star: float | None
+    """The same with candidates scored by the expert's Q* (secondary: constant across plans on kb-search)."""
     hits: np.ndarray
     seen: np.ndarray
 
@@ -143,7 +146,8 @@ def record_parts(record: dict, verbal_p: bool, max_k: int) -> RecordParts:
         q_star=[t["q_star"] for t, _ in blocks],
         first_p=[t["parsed"]["p"] for t, _ in first],
         first_outcome=[o for _, o in first],
-        gain=metrics.selection_gain([[c["q_star"] for c in cands]], [[c["p"] for c in cands]]) if cands else None,
+        gain=metrics.selection_gain([[c["q_ref"] for c in cands]], [[c["p"] for c in cands]]) if cands else None,
+        gain_star=metrics.selection_gain([[c["q_star"] for c in cands]], [[c["p"] for c in cands]]) if cands else None,
         hits=hit_counts,
         seen=seen_counts,
     )
@@ -165,6 +169,7 @@ COUNTS = (
     "q_error_sum",
     "q_error_star_sum",
     "gain_sum",
+    "gain_star_sum",
     "gain_count",
 )
 """The scalar sums of one episode; fidelity and per-level calibration counts follow them (see `Sums`)."""
@@ -218,7 +223,7 @@ class Sums:
             float(np.abs(np.subtract(parts.p, parts.q_ref)).sum()),
             float(np.abs(np.subtract(parts.p, parts.q_star)).sum()),
         ]
-        scalars += [parts.gain or 0.0, float(parts.gain is not None)]
+        scalars += [parts.gain or 0.0, parts.gain_star or 0.0, float(parts.gain is not None)]
         out[: len(COUNTS)] = scalars
         for name, values in zip(
             ("hits", "seen", "first_n", "first_y", "all_n", "all_y"), (parts.hits, parts.seen, *first, *every)
@@ -281,6 +286,7 @@ def metrics_from_sums(sums: np.ndarray, layout: Sums, verbal_p: bool) -> dict[st
         q_error=ratio(one("q_error_sum"), one("p_turns")),
         q_error_star=ratio(one("q_error_star_sum"), one("p_turns")),
         selection_gain=ratio(one("gain_sum"), one("gain_count")),
+        selection_gain_star=ratio(one("gain_star_sum"), one("gain_count")),
     )
     fidelity = ratio(col("hits"), col("seen"))
     out.update({f"fidelity@{k + 1}": fidelity[..., k] for k in range(layout.max_k)})

@@ -22,7 +22,7 @@ def shown_name(column: str) -> str:
 RESULT_COLUMNS = (
     "task", "method", "seeds", "episodes", "success", "success_per_seed", "random_policy", "format_rate",
     "format_rate_t1", "format_rate_t2", "format_rate_t3plus", "fidelity@1", "mean_p", "p_entropy", "p_coverage",
-    "q_error", "q_error_star", "selection_gain", "training_tokens",
+    "q_error", "q_error_star", "selection_gain", "selection_gain_star", "training_tokens",
 )  # fmt: skip
 CALIBRATION_COLUMNS = (
     "task", "method", "seeds", "episodes", "first_p_coverage", "brier_skill_first", "auroc_first", "brier_first",

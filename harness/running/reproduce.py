@@ -56,6 +56,7 @@ TABLE_METRICS = (
     "q_error",
     "q_error_star",
     "selection_gain",
+    "selection_gain_star",
     "mean_p",
     "overconfidence",
     "p_entropy",

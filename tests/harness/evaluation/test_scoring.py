@@ -13,7 +13,7 @@ from harness.agent import AgentEpisode, Turn, action_of
 from harness.core.config import load_profile
 from harness.core.registry import make_task
 from harness.core.traces import ParseError, normalize, parse_turn
-from harness.evaluation.scoring import episode_record, run_metrics
+from harness.evaluation.scoring import episode_record, point_metrics, run_metrics
 from tasks.base import NoisyExpert
 
 SMOKE = load_profile("smoke")
@@ -116,3 +116,22 @@ def test_first_turn_calibration_coverage_and_format_by_turn_by_hand() -> None:
     assert react["format_rate_t1"] == pytest.approx(0.8) and react["brier_skill_first"] is None
     assert react["p_coverage"] is None and react["reliability_bins_first"] is None
     assert run_metrics([_episode(True, [0.5])], True, 0, 1)["format_rate_t2"] is None
+
+
+def test_selection_gain_scores_candidates_by_q_ref_and_keeps_q_star_beside_it() -> None:
+    """On a deterministic world Q* of every plan is 1 (the expert then finishes it): Q* can tell no
+    candidate from another, and the gain under it is 0. Q_ref, the noisy reference policy's value, can.
+    Episode 1: own p picks the candidate with Q_ref 0.9 (mean 0.6): +0.3. Episode 2: p ties on 0.7
+    between Q_ref 0.2 and 0.4, a uniform pick gives 0.3 against a mean of 0.5: -0.2. Mean gain 0.05."""
+    first = _episode(True, [0.5])
+    first["candidates"] = [{"p": 0.8, "q_ref": 0.9, "q_star": 1.0}, {"p": 0.3, "q_ref": 0.3, "q_star": 1.0}]
+    second = _episode(False, [0.5])
+    second["candidates"] = [
+        {"p": 0.7, "q_ref": 0.2, "q_star": 1.0},
+        {"p": 0.7, "q_ref": 0.4, "q_star": 1.0},
+        {"p": 0.1, "q_ref": 0.9, "q_star": 1.0},
+    ]
+    values = point_metrics([first, second], True, 2)
+    assert values["selection_gain"] == pytest.approx(0.05)
+    assert values["selection_gain_star"] == 0.0
+    assert point_metrics([first, second], False, 2)["selection_gain"] is None  # no verbal p: a dash
