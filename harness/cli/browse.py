@@ -67,6 +67,7 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None, data_p
     from harness.data.audit import audit_lines
     from harness.data.recipes import build_corpora, check_out_dir, corpus_stats, save_corpora
     from harness.evaluation.probes.items import PROBE_FILES, jsonl_text, probe_items
+    from harness.training.budgets import epoch_lines
 
     prof = resolve_profile(profile, None, False, task_name, data_path)
     task = make_task(task_name, prof.tasks.get(task_name))
@@ -81,6 +82,8 @@ def data_build(task_name: str, profile: str, seed: int, out: Path | None, data_p
     for name in ("D_expert", "D_look", "D_world"):
         s = stats[name]
         click.echo(f"{name:<9} rows={s['rows']:<6} tokens={s['tokens']:<8} agent_tokens={s['agent_tokens']}")
+    for line in epoch_lines(prof, {name: stats[name]["tokens"] for name in ("D_expert", "D_look", "D_world")}):
+        click.echo(line)
     click.echo(f"probes    {' '.join(f'{PROBE_FILES[n]}={len(r)}' for n, r in probes.items())} (test-side items)")
     cov = stats["coverage"]
     click.echo(
