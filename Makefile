@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: reproduce sweep test test-heavy test-browser test-devices chromium docs-check bench lint smoke verify clean
+.PHONY: reproduce sweep test test-slow test-heavy test-browser test-devices chromium docs-check bench lint smoke verify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,11 +42,16 @@ smoke: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/harness verify
 
-# `make test` stays under 10 minutes on 2 cores; tests marked `heavy` (several processes, a real
-# browser, a Ray cluster, a pretrained model) run in `make test-heavy`; CI runs `make test` and the
-# browser tests (`make test-browser`).
+# `make test` is the fast suite (unit tests, the bad-input table, no model trained past a few steps).
+# Tests marked `slow` train smoke-profile models end to end (reproduce, kills and resumes, numerics,
+# cache faults, probes): `make test-slow`. Tests marked `heavy` (several processes, a real browser, a
+# Ray cluster, a pretrained model) run in `make test-heavy`. CI runs test, test-slow, test-browser
+# and test-devices.
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not heavy"
+	$(BIN)/pytest -q -m "not heavy and not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m "slow and not heavy"
 
 test-heavy: $(STAMP) chromium
 	$(BIN)/pytest -q -m heavy || [ $$? -eq 5 ]  # 5: no test is marked heavy
