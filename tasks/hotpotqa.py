@@ -31,7 +31,7 @@ from harness.core.registry import register_task
 from harness.core.traces import RESERVED
 from tasks.base import INVALID_ACTION, knob
 from tasks.benchmark_files import BenchmarkConfig, Located, plain_text, record_id
-from tasks.kb_search import Bm25Index
+from tasks.bm25_index import Bm25Index
 from tasks.tool_answer import ToolAnswerTask
 
 FIXED_WORDS = ("question", "found", "turns", "none", "search", "answer", "correct", "wrong", "need", "is", "no")

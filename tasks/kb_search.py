@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-import bm25s
 import numpy as np
 
 from harness.core.registry import register_task
 from harness.core.traces import FORMAT_WORDS
 from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
+from tasks.bm25_index import Bm25Index
 
 RELATIONS = ("born_in", "works_for", "based_in", "located_in")
 TYPES = ("person", "company", "city", "country")
@@ -127,37 +127,6 @@ class KbState:
     t: int
     done: bool
     success: bool
-
-
-class Bm25Index:
-    """A bm25s index (Lucene BM25) over whitespace-split documents with deterministic top-k retrieval.
-
-    Documents are given to bm25s already split, so "born_in" stays one token and nothing is
-    stemmed or dropped as a stopword. Ranking is by score, ties by document index.
-    """
-
-    def __init__(self, docs: Sequence[str], top_k: int):
-        self.top_k = top_k
-        self.retriever = bm25s.BM25()
-        self.retriever.index([doc.split() for doc in docs], show_progress=False)
-        self.n_docs = len(docs)
-        self._cache: dict[tuple[int, ...], tuple[int, ...]] = {}
-
-    def scores(self, words: Sequence[str]) -> np.ndarray:
-        """Returns the BM25 score of every document for the query `words` (zeros if none is indexed)."""
-        ids = self.retriever.get_tokens_ids([w for w in words if w])
-        if not ids:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        return self.retriever.get_scores_from_ids(ids)
-
-    def search(self, words: Sequence[str]) -> tuple[int, ...]:
-        """Returns the ids of the top_k documents with a positive score, best first."""
-        key = tuple(self.retriever.get_tokens_ids([w for w in words if w]))
-        if key not in self._cache:
-            scores = self.scores(words)
-            order = np.argsort(-scores, kind="stable")[: self.top_k]
-            self._cache[key] = tuple(int(i) for i in order if scores[i] > 0)
-        return self._cache[key]
 
 
 def _names(rng: np.random.Generator, n: int) -> list[str]:
