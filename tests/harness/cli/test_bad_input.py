@@ -51,6 +51,14 @@ def _profile(text: str, *argv: str, name: str = "p.yaml") -> Callable[[Path], li
     return make
 
 
+def _profile_show(text: str) -> Callable[[Path], list[str]]:
+    def make(d: Path) -> list[str]:
+        (d / "p.yaml").write_text(text)
+        return ["profile", "show", str(d / "p.yaml")]
+
+    return make
+
+
 SMALL = "tasks: {countdown: {n_train: 4, n_dev: 1, n_test: 2}}\n"
 
 
@@ -345,6 +353,12 @@ CASES = [
         "profile-misspelt", _args("tasks", "list", "--profile", "smok"), "unknown profile 'smok' (did you mean 'smoke'?"
     ),
     Case("profile-is-a-folder", _profile_folder, "profiles is a directory, not a profile"),
+    Case(
+        "profile-show-misspelt",
+        _args("profile", "show", "defualt"),
+        "unknown profile 'defualt' (did you mean 'default'?",
+    ),
+    Case("profile-show-bad-knob", _profile_show("tasks: {countdown: {n_numbers: 9}}\n"), "n_numbers must be in [2, 6]"),
     Case(
         "kill-at-bad-count",
         _args(*TRAIN),
