@@ -1,7 +1,9 @@
 """Profiles (smoke, default, paper) as data: YAML files of overrides onto config dataclasses.
 
 A profile names the task knobs, the model, the data recipes, the stage budgets and the
-evaluation settings. Code never branches on a profile's name; it reads the resolved config.
+evaluation settings. Code never branches on a profile's name; it reads the resolved config:
+`load_profile` resolves the stages, eval and tasks into frozen typed values (`resolve`), and
+`set_dotted` is the one way a dotted key ("stages.fc-rl.steps") reaches a profile.
 `config_hash` gives the stable hash that stage caching and run manifests use.
 """
 
