@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.core.errors import HarnessError, did_you_mean
+from harness.core.config import build_dataclass, doc
+from harness.core.errors import HarnessError
 
 INVALID_ACTION = "invalid action"
 """Observation for an action that does not parse for the task (never an exception)."""
@@ -25,8 +26,11 @@ EXPLORER_POLICIES = ("random", "epsilon-greedy", "noisy-expert")
 
 
 def knob(default: Any, help: str, lo: float | None = None, hi: float | None = None) -> Any:
-    """Returns a dataclass field for a difficulty knob, with its help text and inclusive range."""
-    return field(default=default, metadata={"help": help, "range": (lo, hi)})
+    """Returns a dataclass field for a difficulty knob, with its help text and inclusive range [lo, hi].
+
+    A knob is a profile field like any other: `doc(default, help, ge=lo, le=hi)`, checked by `build_dataclass`.
+    """
+    return doc(default, help, ge=lo, le=hi)
 
 
 @dataclass(frozen=True)
@@ -43,29 +47,12 @@ class TaskConfig:
     noise: float = knob(0.15, "random-action share of the noisy-expert explorer", 0.0, 1.0)
 
     @classmethod
-    def from_knobs(cls, task: str, knobs: dict[str, Any] | None):
-        """Returns the config with `knobs` applied, or raises HarnessError naming the bad knob."""
-        knobs = dict(knobs or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for name, value in knobs.items():
-            if name not in fields:
-                hint = did_you_mean(name, fields)
-                raise HarnessError(f"unknown knob {name!r} for task {task} ({hint}known: {', '.join(sorted(fields))})")
-            f = fields[name]
-            kind = type(f.default)
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-                knobs[name] = value
-            if not isinstance(value, kind) or isinstance(value, bool) != isinstance(f.default, bool):
-                raise HarnessError(f"knob {name} of task {task} must be {kind.__name__}, got {value!r}")
-            lo, hi = f.metadata.get("range", (None, None))
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                raise HarnessError(f"knob {name} of task {task} is {value}, outside [{lo}, {hi}]")
-        config = cls(**knobs)
-        problem = config.problem()
-        if problem:
-            raise HarnessError(f"task {task}: {problem}")
-        return config
+    def from_knobs(cls, task: str, knobs: Any):
+        """Returns the config with `knobs` (a mapping, or a config of this class as it is) applied, or raises
+        HarnessError naming the bad knob (`build_dataclass`: type, range, the closest known name)."""
+        if isinstance(knobs, cls):
+            return knobs
+        return build_dataclass(cls, {} if knobs is None else knobs, f"tasks.{task}")
 
     def problem(self) -> str | None:
         """Returns why this combination of knobs is inconsistent, or None; subclasses extend it."""

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.core.config import as_dict
 from harness.core.registry import task_class
 from harness.data.synth import synth
 
@@ -28,7 +29,7 @@ def synth_folder(schema: str) -> Path:
 
 def knobs_for(name: str, knobs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Returns `knobs` with a generated data folder for a task that reads data files; others unchanged."""
-    knobs = dict(knobs or {})
+    knobs = dict(as_dict(knobs or {}))  # a profile's resolved Config, or a mapping
     fields = {f.name for f in dataclasses.fields(task_class(name).Config)}
     if "data" in fields and not knobs.get("data"):
         knobs.update(data=str(synth_folder(name)), n_train=40, n_dev=4, n_test=12)

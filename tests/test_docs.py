@@ -2,7 +2,7 @@
 
 - `harness ...` commands, in code blocks or inline code: the sub-command exists and every option
   shown is one of its options, and `harness <sub-command> --help` succeeds; the cheap ones (listing
-  and showing tasks and methods, with no placeholder) run for real and must exit 0.
+  and showing tasks, methods and profiles, with no placeholder) run for real and must exit 0.
 - `make <target>`: the Makefile defines the target.
 - Every relative link (docs/ pages, the README, figures) resolves.
 Commands that train or reproduce are not run here: the integration tests run them on the smoke profile.
@@ -22,7 +22,7 @@ from harness.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CHEAP = {("tasks", "list"), ("tasks", "show"), ("methods", "list")}
+CHEAP = {("tasks", "list"), ("tasks", "show"), ("methods", "list"), ("profile", "show")}
 _FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
 _INLINE = re.compile(r"`((?:harness|make) [^`]+)`")
 

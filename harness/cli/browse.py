@@ -1,7 +1,8 @@
-"""The commands that list and build what runs read, and show what they wrote: tasks, methods, data, view.
+"""The commands that list and build what runs read, and show what they wrote: tasks, methods, profile, data, view.
 
-None of them trains: `harness tasks list|show`, `harness methods list`, `harness data build|synth`
-(the data recipes and generated records) and `harness view` (the HTML browser of the run store).
+None of them trains: `harness tasks list|show`, `harness methods list`, `harness profile show` (every
+resolved field with its help), `harness data build|synth` (the data recipes and generated records) and
+`harness view` (the HTML browser of the run store).
 """
 
 from __future__ import annotations
@@ -131,6 +132,20 @@ def data_synth(schema: str, n: int, seed: int, out: Path, layout: str) -> None:
 
     for path in synth(schema, n, seed, out, layout):
         click.echo(f"wrote {path}")
+
+
+@click.group()
+def profile() -> None:
+    """Show a profile as it resolves."""
+
+
+@profile.command("show")
+@click.argument("name")
+def profile_show(name: str) -> None:
+    """Every resolved field of profile NAME (a shipped name or a .yaml path) with its value and help, by section."""
+    from harness.core.config import load_profile, render_profile
+
+    click.echo(render_profile(load_profile(name)))
 
 
 @click.group()

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from harness.cli.browse import data, methods, tasks, view
+from harness.cli.browse import profile as profile_group
 from harness.cli.checks import models, probe, verify
 from harness.cli.options import (
     CACHE,
@@ -307,7 +308,7 @@ def report(profile: str, runs: Path, cache: Path, results: Path | None) -> None:
         click.echo(f"wrote {path}")
 
 
-for command in (tasks, data, methods, view, probe, verify, models):
+for command in (tasks, data, methods, profile_group, view, probe, verify, models):
     cli.add_command(command)
 
 

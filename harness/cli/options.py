@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,20 +119,16 @@ def resolve_profile(
 
     --lora without --model is an error, and so is --data for a task without a `data` knob.
     """
-    from harness.core.config import check_profile, load_profile
+    from harness.core.config import load_profile
 
     if lora and not model:
         raise HarnessError("--lora needs --model PATH (LoRA adapts a pretrained model, not the tiny default)")
-    overrides = {"model.path": model, "model.lora": lora} if model else {}
-    prof = load_profile(profile, overrides)
-    if data_path is None:
-        return prof
-    if not task:
-        raise HarnessError("--data needs --task (it sets that task's data knob)")
-    knobs = {**(prof.tasks.get(task) or {}), "data": data_path}
-    prof = dataclasses.replace(prof, tasks={**prof.tasks, task: knobs})
-    check_profile(prof, f"{profile} with --data")
-    return prof
+    overrides: dict[str, object] = {"model.path": model, "model.lora": lora} if model else {}
+    if data_path is not None:
+        if not task:
+            raise HarnessError("--data needs --task (it sets that task's data knob)")
+        overrides[f"tasks.{task}.data"] = data_path
+    return load_profile(profile, overrides)
 
 
 def results_folder(profile: Profile) -> Path:

@@ -1,7 +1,9 @@
 """Profiles (smoke, default, paper) as data: YAML files of overrides onto config dataclasses.
 
 A profile names the task knobs, the model, the data recipes, the stage budgets and the
-evaluation settings. Code never branches on a profile's name; it reads the resolved config.
+evaluation settings. Code never branches on a profile's name; it reads the resolved config:
+`load_profile` resolves the stages, eval and tasks into frozen typed values (`resolve`), and
+`set_dotted` is the one way a dotted key ("stages.fc-rl.steps") reaches a profile.
 `config_hash` gives the stable hash that stage caching and run manifests use.
 """
 
@@ -9,18 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from harness.core.errors import HarnessError, did_you_mean
 
 PROFILE_DIR = Path(__file__).parent.parent / "profiles"
+T = TypeVar("T")
 
 
 SEED_MAX = 2**32 - 1
@@ -132,6 +136,22 @@ class EvalSettings:
     )
 
 
+class Stages(dict):
+    """A profile's `stages`: stage name -> frozen trainer settings, read by the methods through `read`."""
+
+    def read(self, key: str, kind: type[T]) -> T:
+        """Returns the settings under `key`, a `kind` (its defaults where none are set); HarnessError for another type.
+
+        Loading replaces this mapping by one that records `kind` for every name (registry.resolve_stages).
+        """
+        value = self.get(key)
+        if value is None:
+            return kind()
+        if not isinstance(value, kind):
+            raise HarnessError(f"stages.{key} holds {type(value).__name__}, not the {kind.__name__} its stage reads")
+        return value
+
+
 @dataclass(frozen=True)
 class Profile:
     """A resolved profile: everything a run depends on besides the seed and the code."""
@@ -149,12 +169,18 @@ class Profile:
     )
     method: str = doc("foresight", "the method whose claims the report tests")
     baselines: list[str] = doc(["react", "sft-mimic", "vanilla-rl"], "what the report compares the method against")
-    tasks: dict[str, dict[str, Any]] = doc({}, "task name -> knob overrides; these tasks make up the suite")
+    tasks: dict[str, Any] = doc(
+        {}, "task name -> its knobs (the task's frozen Config, resolved at load); these tasks make up the suite"
+    )
     model: ModelSpec = doc(ModelSpec(), "the starting model")
     data: DataSpec = doc(DataSpec(), "data recipes")
-    stages: dict[str, dict[str, Any]] = doc({}, "stage name -> trainer settings (harness/training/stages.py)")
+    stages: dict[str, Any] = doc(
+        {},
+        "stage name -> frozen trainer settings (SftSettings or GrpoSettings, by the kind of stage that reads the "
+        "name; harness/training/stages.py), every name a registered method reads, resolved at load",
+    )
     match_budget: bool = doc(True, "give sft-mimic the token budget of wm-amt + fe-sft")
-    eval: dict[str, Any] = doc({}, "evaluation settings (EvalSettings)")
+    eval: EvalSettings = doc(EvalSettings(), "evaluation settings")
     sweeps: dict[str, dict[str, Any]] = doc(
         {},
         "sweep name -> {vary: {dotted profile key: [values]}, tasks: [...], methods: [...], seeds: [...]} "
@@ -167,8 +193,14 @@ class Profile:
         "against; empty = no committed reference",
     )
 
-    def task_knobs(self, task: str) -> dict[str, Any]:
-        """Returns the knob overrides of one of the profile's tasks; HarnessError for a task it lacks."""
+    def __post_init__(self) -> None:
+        # Methods read their settings through Stages.read, whichever mapping the profile was given.
+        if not isinstance(self.stages, Stages):
+            object.__setattr__(self, "stages", Stages(self.stages))
+
+    def task_knobs(self, task: str) -> Any:
+        """Returns the knobs (the task's Config, once resolved) of one of the profile's tasks; HarnessError for a
+        task it lacks."""
         if task not in self.tasks:
             raise HarnessError(f"task {task!r} is not in profile {self.name} (its tasks: {', '.join(self.tasks)})")
         return self.tasks[task]
@@ -177,24 +209,29 @@ class Profile:
 def build_dataclass(cls: type, values: Any, where: str) -> Any:
     """Returns `cls` built from a mapping, or raises HarnessError naming the bad key or value.
 
+    `where` is the dotted path of the mapping ("stages.fc-rl"); "" for a profile's top level.
+
     Each value must have its field's type and lie in the bounds or choices its `doc(...)` gives; a
     class with a `problem()` method (values that do not fit together) is refused when it returns one.
     """
     if not isinstance(values, dict):
-        raise HarnessError(f"{where} must be a mapping, got {type(values).__name__}")
+        raise HarnessError(f"{where or 'the profile'} must be a mapping, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
             hint = did_you_mean(str(key), fields)
-            raise HarnessError(f"unknown key {key!r} in {where} ({hint}known: {', '.join(fields)})")
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
-        _check_allowed(fields[key], kwargs[key], f"{where}.{key}")
+            raise HarnessError(
+                f"unknown key {key!r}{' in ' + where if where else ''} ({hint}known: {', '.join(fields)})"
+            )
+        inner = f"{where}.{key}" if where else str(key)
+        kwargs[key] = _coerce(hints[key], value, inner)
+        _check_allowed(fields[key], kwargs[key], inner)
     built = cls(**kwargs)
     problem = built.problem() if callable(getattr(built, "problem", None)) else None
     if problem:
-        raise HarnessError(f"{where}: {problem}")
+        raise HarnessError(f"{where}: {problem}" if where else problem)
     return built
 
 
@@ -211,7 +248,7 @@ def _check_allowed(f: dataclasses.Field, value: Any, where: str) -> None:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
-        return build_dataclass(hint, value, where)
+        return value if isinstance(value, hint) else build_dataclass(hint, value, where)
     if isinstance(hint, types.UnionType):
         arms = [arm for arm in typing.get_args(hint) if arm is not type(None)]
         if value is None and len(arms) < len(typing.get_args(hint)):
@@ -266,7 +303,10 @@ def _profile_path(name_or_path: str) -> Path:
 
 
 def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
-    """Returns the profile named `smoke`, `default` or `paper`, or read from a YAML path, checked (`check_profile`)."""
+    """Returns the profile named `smoke`, `default` or `paper`, or read from a YAML path, resolved (`resolve`).
+
+    `overrides` maps dotted keys (`set_dotted`: "model.path", "stages.fc-rl.steps", "a+b") to the values they take.
+    """
     path = _profile_path(name_or_path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -279,45 +319,68 @@ def load_profile(name_or_path: str, overrides: dict[str, Any] | None = None) -> 
     if isinstance(values, dict):
         values.setdefault("name", path.stem)
         for key, value in (overrides or {}).items():
-            section, _, sub = key.partition(".")
-            if sub:
-                values.setdefault(section, {})[sub] = value
-            else:
-                values[key] = value
-    profile = build_dataclass(Profile, values, f"profile {path.name}")
-    check_folder_name(profile.name, f"profile {path.name}: name")
-    check_profile(profile, path.name)
-    return profile
+            set_dotted(values, key, value)
+    if isinstance(values, dict) and isinstance(values.get("name"), str):
+        check_folder_name(values["name"], f"profile {path.name}: name")
+    return build_profile(values, f"profile {path.name}")
 
 
-def check_profile(profile: Profile, where: str) -> None:
-    """Raises HarnessError for a profile no run can use.
+def build_profile(values: Any, where: str) -> Profile:
+    """Returns the Profile built from a mapping of its fields and resolved; HarnessError begins with `where`."""
+    try:
+        profile = build_dataclass(Profile, values, "")
+    except HarnessError as exc:
+        raise HarnessError(f"{where}: {exc}") from None
+    return resolve(profile, where)
 
-    That is: no tasks or seeds, an unknown task or knob, eval settings out of range, a stage name no
-    registered method reads, or a stage setting out of range (each method is built to check them).
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """Sets `values[a][b][c] = value` for key "a.b.c", and each key of "a.b+c.d" (keys that move together).
+
+    The one way a dotted key reaches a profile (load_profile's overrides, --model and --data, sweep axes). A
+    missing section is made; the keys are checked when the profile is built and resolved, where an unknown
+    one at any depth (section, stage, setting, task, knob) is refused naming the closest known one.
+    HarnessError here for an empty part or a key that runs through a value that is not a section.
     """
-    from harness.core.registry import stage_keys, task_class
+    for part in key.split("+"):
+        names = part.split(".")
+        if not all(name.strip() for name in names):
+            raise HarnessError(f"profile key {part!r} has an empty part")
+        node = values
+        for i, name in enumerate(names[:-1]):
+            if node.get(name) is None:
+                node[name] = {}
+            if not isinstance(node[name], dict):
+                raise HarnessError(
+                    f"cannot set {part!r}: {'.'.join(names[: i + 1])} is {node[name]!r}, not a section of keys"
+                )
+            node = node[name]
+        node[names[-1]] = value
+
+
+def resolve(profile: Profile, where: str) -> Profile:
+    """Returns the profile with its tasks as their frozen Configs and its stages as frozen trainer settings.
+
+    HarnessError for a profile no run can use: no tasks or seeds, an unknown task or knob, a stage name no
+    registered method reads, or a setting out of range (each method is built to learn its stages' kinds).
+    A resolved profile resolves to itself.
+    """
+    from harness.core.registry import resolve_stages, task_class
 
     if not profile.tasks:
-        raise HarnessError(f"profile {where} names no tasks")
+        raise HarnessError(f"{where} names no tasks")
     if not profile.seeds:
-        raise HarnessError(f"profile {where} lists no seeds")
+        raise HarnessError(f"{where} lists no seeds")
     for section, entries in (("tasks", profile.tasks), ("stages", profile.stages)):
         for name, value in entries.items():
-            if value is not None and not isinstance(value, dict):
-                raise HarnessError(f"profile {where}: {section}.{name} must be a mapping, got {value!r}")
+            if value is not None and not isinstance(value, dict) and not dataclasses.is_dataclass(value):
+                raise HarnessError(f"{where}: {section}.{name} must be a mapping, got {value!r}")
     try:
-        for name, knobs in profile.tasks.items():
-            task_class(name).Config.from_knobs(name, knobs)
-        build_dataclass(EvalSettings, profile.eval, "eval")
-        known = stage_keys(profile)
+        tasks = {name: task_class(name).Config.from_knobs(name, knobs) for name, knobs in profile.tasks.items()}
+        stages = resolve_stages(profile)
     except HarnessError as exc:
-        raise HarnessError(f"profile {where}: {exc}") from None
-    for name in profile.stages:
-        if name not in known:
-            hint = did_you_mean(name, known)
-            read = ", ".join(sorted(known))
-            raise HarnessError(f"profile {where}: unknown stage {name!r} ({hint}the registered methods read: {read})")
+        raise HarnessError(f"{where}: {exc}") from None
+    return dataclasses.replace(profile, tasks=tasks, stages=stages)
 
 
 def canonical_json(obj: Any) -> str:
@@ -343,3 +406,46 @@ def config_hash(*parts: Any) -> str:
 def as_dict(obj: Any) -> Any:
     """Returns a dataclass tree as plain dicts and lists (for manifests)."""
     return _plain(obj)
+
+
+def profile_fields(profile: Profile) -> list[tuple[str, str, Any, str]]:
+    """Returns (section, dotted key, value, help) for every resolved field of the profile, section by section.
+
+    Sections: profile (its top-level values), model, data, stages.<name> for each stage, eval, tasks.<name>
+    for each task (its knobs), sweeps (one row per sweep, or one for the empty section). The keys are the
+    ones overrides and sweep axes take (`set_dotted`).
+    """
+    nested = {"model", "data", "stages", "eval", "tasks", "sweeps"}
+    rows = [
+        ("profile", f.name, getattr(profile, f.name), _help(f))
+        for f in dataclasses.fields(profile)
+        if f.name not in nested
+    ]
+    sections = [("model", profile.model), ("data", profile.data)]
+    sections += [(f"stages.{name}", settings) for name, settings in profile.stages.items()]
+    sections += [("eval", profile.eval)]
+    sections += [(f"tasks.{name}", config) for name, config in profile.tasks.items()]
+    for section, value in sections:
+        rows += [(section, f"{section}.{f.name}", getattr(value, f.name), _help(f)) for f in dataclasses.fields(value)]
+    sweeps_help = next(f.metadata["help"] for f in dataclasses.fields(profile) if f.name == "sweeps")
+    rows += [("sweeps", f"sweeps.{name}", spec, sweeps_help) for name, spec in profile.sweeps.items()]
+    return rows if profile.sweeps else [*rows, ("sweeps", "sweeps", {}, sweeps_help)]
+
+
+def _help(f: dataclasses.Field) -> str:
+    """Returns a field's help with the values it allows: "optimizer steps (>= 1)", "... (one of test, dev)"."""
+    allowed = [str(f.metadata["bounds"])] if "bounds" in f.metadata else []
+    allowed += [f"one of {', '.join(f.metadata['choices'])}"] if "choices" in f.metadata else []
+    return f.metadata.get("help", "") + (f" ({'; '.join(allowed)})" if allowed else "")
+
+
+def render_profile(profile: Profile) -> str:
+    """Returns `harness profile show`'s text: per section a header (a stage's or task's with the class of its
+    settings), then one line per field: dotted key, value as JSON, help."""
+    kinds = {f"stages.{k}": v for k, v in profile.stages.items()} | {f"tasks.{k}": v for k, v in profile.tasks.items()}
+    lines: list[str] = []
+    for section, rows in itertools.groupby(profile_fields(profile), key=lambda row: row[0]):
+        kind = f" {type(kinds[section]).__name__}" if section in kinds else ""
+        lines += [*([""] if lines else []), f"[{section}]{kind}"]
+        lines += [f"  {key:<40} {json.dumps(_plain(value)):<12} {help}" for _, key, value, help in rows]
+    return "\n".join(lines)

@@ -22,7 +22,7 @@ import torch
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core import faults, progress
-from harness.core.config import EvalSettings, Profile, as_dict, build_dataclass, config_hash
+from harness.core.config import EvalSettings, Profile, as_dict, config_hash
 from harness.core.registry import make_task
 from harness.core.runs import git_commit, is_complete, run_dir, run_lock, stale_reason, versions, write_run
 from harness.core.traces import ForesightBlock
@@ -125,8 +125,8 @@ def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> fl
 
 
 def eval_settings(profile: Profile) -> EvalSettings:
-    """Returns the profile's evaluation settings (checked at profile load: every field has its range)."""
-    return build_dataclass(EvalSettings, profile.eval, "eval")
+    """Returns the profile's evaluation settings (resolved and checked at profile load: every field has its range)."""
+    return profile.eval
 
 
 def run_key(method_name: str, task_name: str, profile: Profile, seed: int) -> str:

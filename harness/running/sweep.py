@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from harness.core.config import Profile, as_dict, build_dataclass, check_folder_name, check_profile, config_hash
-from harness.core.errors import HarnessError
+from harness.core.config import Profile, as_dict, build_profile, check_folder_name, config_hash, set_dotted
+from harness.core.errors import HarnessError, did_you_mean
 from harness.core.registry import make_task, method_factory
 from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, must_make
 from harness.running.workers import Unit, execute
@@ -123,19 +123,19 @@ def sweep_spec(
     )
 
 
-def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
-    """Sets `values[a][b][c] = value` for key "a.b.c"; HarnessError for a root a sweep may not vary."""
-    parts = key.split(".")
-    if parts[0] not in VARIABLE_ROOTS:
-        raise HarnessError(f"cannot vary {key!r}: a sweep varies keys under {', '.join(VARIABLE_ROOTS)}")
-    node = values
-    for i, part in enumerate(parts[:-1]):
-        if not isinstance(node.get(part), dict):
-            if i >= 1 and parts[0] in ("stages", "tasks"):
-                raise HarnessError(f"cannot vary {key!r}: the profile has no {'.'.join(parts[: i + 1])} section")
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
+def check_axis(key: str, tasks: Sequence[str]) -> None:
+    """Raises HarnessError for an axis a sweep may not vary: a root outside VARIABLE_ROOTS, or a task outside
+    the sweep's tasks (its points would drop the task, and the axis with it). Other keys are checked as any
+    profile key is (`set_dotted`, then resolving each point)."""
+    for part in key.split("+"):
+        names = part.split(".")
+        if names[0] not in VARIABLE_ROOTS:
+            raise HarnessError(f"cannot vary {part!r}: a sweep varies keys under {', '.join(VARIABLE_ROOTS)}")
+        if names[0] == "tasks" and len(names) > 1 and names[1] not in tasks:
+            hint = did_you_mean(names[1], tasks)
+            raise HarnessError(
+                f"cannot vary {part!r}: task {names[1]!r} is not in the sweep ({hint}its tasks: {', '.join(tasks)})"
+            )
 
 
 def point_slug(values: dict[str, Any]) -> str:
@@ -151,13 +151,14 @@ def points(profile: Profile, sweep: Sweep) -> list[Point]:
         raise HarnessError(
             f"task {missing[0]!r} is not in profile {profile.name} (its tasks: {', '.join(profile.tasks)})"
         )
+    for key in sweep.vary:
+        check_axis(key, sweep.tasks)
     found = []
     for combo in itertools.product(*sweep.vary.values()):
         chosen = dict(zip(sweep.vary, combo))
         values = copy.deepcopy(base)
         for key, value in chosen.items():
-            for part in key.split("+"):  # keys joined by + move together (fc-rl and rl steps)
-                set_dotted(values, part, value)
+            set_dotted(values, key, value)  # keys joined by + move together (fc-rl and rl steps)
         values.update(
             name=f"{profile.name}~{sweep.name}/{point_slug(chosen)}",
             tasks={t: values["tasks"][t] for t in sweep.tasks},
@@ -168,10 +169,9 @@ def points(profile: Profile, sweep: Sweep) -> list[Point]:
             sweeps={},
             reference="",
         )
-        variant = build_dataclass(Profile, values, f"sweep {sweep.name} point {point_slug(chosen)}")
-        check_profile(variant, f"sweep {sweep.name}")
+        variant = build_profile(values, f"sweep {sweep.name} point {point_slug(chosen)}")
         for method in sweep.methods:
-            method_factory(method)(variant)  # a bad stage key or an unknown method fails before any work
+            method_factory(method)(variant)  # an unknown method fails before any work
         found.append(Point(chosen, variant))
     return found
 

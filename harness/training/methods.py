@@ -1,15 +1,17 @@
 """What a method is: an ordered list of stages, the format it acts in, and whether it states p.
 
 Methods register a factory `profile -> Method` with `@register_method(name)`; the factories read
-their stage settings from the profile's `stages` mapping, keyed by stage name.
+their stage settings from the profile's `stages` mapping, keyed by stage name (`Stages.read`: the
+kind a name is read as is what loading resolves it to).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from harness.core.config import Profile
-from harness.training.stages import GrpoSettings, SftSettings, StageSpec, settings_for
+from harness.training.stages import GrpoSettings, SftSettings, StageSpec
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,13 @@ class Method:
 
 
 def sft_settings(profile: Profile, key: str) -> SftSettings:
-    """Returns the sft/wm-amt settings stored under `stages.<key>` of the profile."""
-    settings = settings_for("sft", profile.stages.get(key), f"stages.{key}")
-    assert isinstance(settings, SftSettings)
-    return settings
+    """Returns the sft/wm-amt settings under `stages.<key>` of the profile (resolved and checked at load)."""
+    return profile.stages.read(key, SftSettings)
 
 
 def grpo_settings(profile: Profile, key: str, **overrides: float) -> GrpoSettings:
-    """Returns the grpo settings stored under `stages.<key>`, with `overrides` applied."""
-    values = {**(profile.stages.get(key) or {}), **overrides}
-    settings = settings_for("grpo", values, f"stages.{key}")
-    assert isinstance(settings, GrpoSettings)
-    return settings
+    """Returns the grpo settings under `stages.<key>`, with `overrides` (the method's own, fixed values) applied."""
+    return dataclasses.replace(profile.stages.read(key, GrpoSettings), **overrides)
 
 
 def matched_tokens(profile: Profile, *keys: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from harness.core.config import Profile, load_profile
+from harness.core.config import Profile, as_dict, load_profile
 from harness.core.registry import make_task
 from harness.data.recipes import Corpora, build_corpora
 from harness.training.models import save_checkpoint
@@ -80,9 +80,11 @@ def light_model(profile: Profile, cache: Path, corpora: Corpora, initial: Checkp
     model, tokenizer = load_checkpoint(initial)
     data = tokenize_rows(corpora.look, tokenizer, False, 1024)
     mean_len = sum(len(ids) for ids in data["input_ids"]) / len(data)
-    settings = settings_for("sft", profile.stages["fe-sft"], "bench")
+    settings = profile.stages["fe-sft"]
     budget = int(LIGHT_STEPS * settings.batch_size * mean_len)
-    settings = settings_for("sft", {**profile.stages["fe-sft"], "tokens": budget, "save_every": 10_000}, "bench")
+    settings = settings_for(
+        "sft", {**as_dict(profile.stages["fe-sft"]), "tokens": budget, "save_every": 10_000}, "bench"
+    )
     work = cache / "light.partial"
     work.mkdir()
     train_sft(model, tokenizer, corpora.look, settings, False, work, 0, "bench light model")

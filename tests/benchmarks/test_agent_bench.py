@@ -44,8 +44,8 @@ def test_bench_agent_loop_vs_generate(benchmark, profile: Profile, light_model: 
     model, tokenizer = load_model(light_model)
     model.eval()
     task = make_task(TASK, profile.tasks[TASK])
-    instances = task.splits(0).test[: profile.eval["batch_size"]]
-    sampling = Sampling(0.0, profile.eval["max_turn_tokens"])
+    instances = task.splits(0).test[: profile.eval.batch_size]
+    sampling = Sampling(0.0, profile.eval.max_turn_tokens)
     stops = stop_token_ids(tokenizer)
     times: dict[str, list[float]] = {"loop": [], "generate": []}
     played: list[list[AgentEpisode]] = []

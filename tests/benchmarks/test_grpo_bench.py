@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.config import Profile
+from harness.core.config import Profile, as_dict
 from harness.core.registry import make_task
 from harness.training.grpo import train_grpo
 from harness.training.models import load_model, stop_token_ids
@@ -28,7 +28,7 @@ STEPS = 3
 @pytest.mark.benchmark(group="grpo")
 def test_bench_grpo_step_breakdown(benchmark, profile: Profile, light_model: Path, tmp_path: Path) -> None:
     task = make_task(TASK, profile.tasks[TASK])
-    settings = settings_for("grpo", {**profile.stages["fc-rl"], "steps": STEPS, "save_every": 10_000}, "bench")
+    settings = settings_for("grpo", {**as_dict(profile.stages["fc-rl"]), "steps": STEPS, "save_every": 10_000}, "bench")
     work = tmp_path / "grpo"
 
     def run() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.agent import chat_prompt
-from harness.core.config import load_profile
+from harness.core.config import as_dict, load_profile
 from harness.core.registry import make_task
 from harness.evaluation.probes.items import PROBE_FILES, probe_items
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, save_checkpoint
@@ -38,7 +38,7 @@ def test_data_build_counts_and_keeps_test_out_of_training(monkeypatch, capsys, t
     assert "records   train_pool=" in out and "duplicates_dropped=0" in out
     if name == "gsm8k":
         assert "unparsed_annotations=0 inexact_annotations=0" in out
-    task = make_task(name, {**SMOKE.tasks.get(name, {}), "data": str(synth_folder(name))})
+    task = make_task(name, {**as_dict(SMOKE.tasks.get(name, {})), "data": str(synth_folder(name))})
     held_out = {i.id for i in task.splits(0).test + task.splits(0).dev}
     for corpus in ("D_expert", "D_look", "D_world"):
         rows = [json.loads(x) for x in (tmp_path / "d" / f"{corpus}.jsonl").read_text().splitlines()]

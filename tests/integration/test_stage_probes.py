@@ -33,7 +33,7 @@ def test_metrics_carry_each_stage_probe_and_shared_stages_are_probed_once(tmp_pa
     logged = json.loads((cache / stages["fc-rl"]["hash"] / "stage.json").read_text())["stats"]
     rl = metrics["rl"]["fc-rl"]
     assert (rl["reward_first"], rl["reward_last"]) == (logged["first_reward"], logged["last_reward"])
-    assert rl["steps_logged"] == smoke.stages["fc-rl"]["steps"]
+    assert rl["steps_logged"] == smoke.stages["fc-rl"].steps
 
     def refuse(*_: object) -> None:
         raise AssertionError("a stage already probed was probed again")

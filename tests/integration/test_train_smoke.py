@@ -39,7 +39,7 @@ def test_foresight_runs_three_stages_then_reuses_them(cache: Path, smoke) -> Non
     assert not any(o.reused for o in outcomes)
     for o in outcomes[:2]:
         assert o.stats["last_loss"] < o.stats["first_loss"], o
-    assert outcomes[2].stats["steps"] == smoke.stages["fc-rl"]["steps"]
+    assert outcomes[2].stats["steps"] == smoke.stages["fc-rl"].steps
     for o in outcomes:
         log = (cache / o.hash / "log.jsonl").read_text().splitlines()
         assert log, f"{o.name} wrote no log"

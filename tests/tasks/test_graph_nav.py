@@ -234,7 +234,7 @@ def test_slip_free_expert_walks_shortest_paths() -> None:
     ("knobs", "message"),
     [
         ({"n_nodes": 2}, "n_nodes"),
-        ({"colour": 3}, "unknown knob"),
+        ({"colour": 3}, "unknown key .colour. in tasks.graph-nav"),
         ({"min_distance": 9}, "exceeds horizon"),
         ({"slip": "high"}, "slip"),
         ({"pockets": 0.0}, "pockets"),

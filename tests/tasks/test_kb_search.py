@@ -188,7 +188,7 @@ def test_heldout_coverage_at_default_knobs(task):
 def test_knob_validation():
     with pytest.raises(HarnessError, match="top_k"):
         KbSearchConfig.from_knobs("kb-search", {"top_k": 0})
-    with pytest.raises(HarnessError, match="unknown knob"):
+    with pytest.raises(HarnessError, match="unknown key .n_planets. in tasks.kb-search"):
         KbSearchConfig.from_knobs("kb-search", {"n_planets": 3})
     with pytest.raises(HarnessError, match="n_countries"):
         KbSearchConfig.from_knobs("kb-search", {"n_countries": 20})

@@ -51,6 +51,14 @@ def _profile(text: str, *argv: str, name: str = "p.yaml") -> Callable[[Path], li
     return make
 
 
+def _profile_show(text: str) -> Callable[[Path], list[str]]:
+    def make(d: Path) -> list[str]:
+        (d / "p.yaml").write_text(text)
+        return ["profile", "show", str(d / "p.yaml")]
+
+    return make
+
+
 SMALL = "tasks: {countdown: {n_train: 4, n_dev: 1, n_test: 2}}\n"
 
 
@@ -252,10 +260,18 @@ CASES = [
     ),
     Case("profile-no-tasks", _profile("seeds: [0]\n", "tasks", "list"), "names no tasks"),
     Case("profile-unknown-task", _profile("tasks: {maze: {}}\n", "tasks", "list"), "p.yaml: unknown task 'maze'"),
-    Case("knob-unknown", _profile("tasks: {countdown: {size: 3}}\n", "tasks", "list"), "unknown knob 'size'"),
+    Case(
+        "knob-unknown",
+        _profile("tasks: {countdown: {size: 3}}\n", "tasks", "list"),
+        "unknown key 'size' in tasks.countdown",
+    ),
     Case("knobs-not-a-mapping", _profile("tasks: {countdown: 3}\n", "tasks", "list"), "tasks.countdown must be a"),
     Case("stage-not-a-mapping", _profile(SMALL + "stages: {sft: 3}\n", *TRAIN[:5]), "stages.sft must be a mapping"),
-    Case("knob-out-of-range", _profile("tasks: {countdown: {n_test: 0}}\n", "tasks", "list"), "outside [1,"),
+    Case(
+        "knob-out-of-range",
+        _profile("tasks: {countdown: {n_test: 0}}\n", "tasks", "list"),
+        "tasks.countdown.n_test must be in [1, 100000], got 0",
+    ),
     Case("model-wrong-type", _profile(SMALL + "model: {hidden_size: big}\n", *TRAIN[:5]), "hidden_size must be int"),
     Case("stage-unknown-key", _profile(SMALL + "stages: {sft: {epochs: 2}}\n", *TRAIN[:5]), "unknown key 'epochs'"),
     Case("eval-unknown-key", _profile(SMALL + "eval: {beams: 4}\n", "eval", *TRAIN[1:5]), "unknown key 'beams'"),
@@ -337,6 +353,12 @@ CASES = [
         "profile-misspelt", _args("tasks", "list", "--profile", "smok"), "unknown profile 'smok' (did you mean 'smoke'?"
     ),
     Case("profile-is-a-folder", _profile_folder, "profiles is a directory, not a profile"),
+    Case(
+        "profile-show-misspelt",
+        _args("profile", "show", "defualt"),
+        "unknown profile 'defualt' (did you mean 'default'?",
+    ),
+    Case("profile-show-bad-knob", _profile_show("tasks: {countdown: {n_numbers: 9}}\n"), "n_numbers must be in [2, 6]"),
     Case(
         "kill-at-bad-count",
         _args(*TRAIN),

@@ -8,8 +8,10 @@ import typing
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.core.config import (
+    PROFILE_DIR,
     SEED_MAX,
     Bounds,
     DataSpec,
@@ -20,11 +22,16 @@ from harness.core.config import (
     check_folder_name,
     config_hash,
     load_profile,
+    render_profile,
+    resolve,
+    set_dotted,
 )
 from harness.core.errors import HarnessError, did_you_mean
-from harness.core.registry import METHODS, method_factory, stage_keys, task_class
+from harness.core.registry import METHODS, method_factory, task_class
+from harness.evaluation.evaluate import run_key
 from harness.training.methods import sft_settings
 from harness.training.stages import GrpoSettings, SftSettings, settings_for
+from harness.training.train import stage_chain
 
 WORLDS = {"graph-nav", "kb-search", "countdown"}
 
@@ -187,7 +194,7 @@ def test_heads_must_divide_the_width_of_the_tiny_model_only() -> None:
         ({"name": "/tmp/x"}, "name '/tmp/x' must be a plain folder name"),
         (
             {"tasks": {"countdown": {"n_trian": 4}}},
-            "unknown knob 'n_trian' for task countdown (did you mean 'n_train'?",
+            "unknown key 'n_trian' in tasks.countdown (did you mean 'n_train'?",
         ),
         ({"tasks": {"countdwn": {}}}, "unknown task 'countdwn' (did you mean 'countdown'?"),
     ],
@@ -200,11 +207,14 @@ def test_bad_values_are_refused_at_load(overrides: dict, message: str) -> None:
 
 def test_values_at_the_ends_of_their_ranges_load() -> None:
     profile = load_profile("smoke", {"seeds": [0, SEED_MAX], "stages.rl": {"num_generations": 2}, "eval.candidates": 0})
-    assert profile.seeds == [0, SEED_MAX] and profile.stages["rl"] == {"num_generations": 2}
+    assert profile.seeds == [0, SEED_MAX] and profile.stages["rl"] == GrpoSettings(num_generations=2)
 
 
 def test_stage_names_are_what_the_registered_methods_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert stage_keys(load_profile("smoke")) == {"sft", "wm-amt", "fe-sft", "rl", "fc-rl"}
+    stages = load_profile("smoke").stages
+    assert {name: type(settings) for name, settings in stages.items()} == {
+        "sft": SftSettings, "wm-amt": SftSettings, "fe-sft": SftSettings, "rl": GrpoSettings, "fc-rl": GrpoSettings
+    }  # fmt: skip
     with pytest.raises(HarnessError, match="unknown stage 'probe-sft'"):
         load_profile("smoke", {"stages.probe-sft": {"tokens": 7}})
 
@@ -212,7 +222,7 @@ def test_stage_names_are_what_the_registered_methods_read(monkeypatch: pytest.Mo
         return sft_settings(profile, "probe-sft")
 
     monkeypatch.setitem(METHODS, "probe-method", reads_probe_sft)  # a plugin's method with a stage of its own
-    assert load_profile("smoke", {"stages.probe-sft": {"tokens": 7}}).stages["probe-sft"] == {"tokens": 7}
+    assert load_profile("smoke", {"stages.probe-sft": {"tokens": 7}}).stages["probe-sft"] == SftSettings(tokens=7)
     with pytest.raises(HarnessError, match="stages.probe-sft.tokens must be >= 1, got 0"):
         load_profile("smoke", {"stages.probe-sft": {"tokens": 0}})
 
@@ -258,3 +268,103 @@ def test_folder_names_are_plain(name: str, plain: bool) -> None:
     else:
         with pytest.raises(HarnessError, match=r"^profile name .* must be a plain folder name$"):
             check_folder_name(name, "profile name")
+
+
+# Typed at load, one validator, one override function, `profile show` (issue 29).
+
+SHIPPED_TASKS = ("graph-nav", "kb-search", "countdown", "gsm8k", "hotpotqa")
+
+
+def test_a_profile_resolves_at_load_into_frozen_typed_values() -> None:
+    profile = load_profile("default")
+    raw = yaml.safe_load((PROFILE_DIR / "default.yaml").read_text())
+    assert profile.eval == EvalSettings(**raw["eval"])
+    assert profile.stages["fc-rl"] == GrpoSettings(**raw["stages"]["fc-rl"])  # every field it leaves out at its default
+    assert profile.tasks == {name: task_class(name).Config(**knobs) for name, knobs in raw["tasks"].items()}
+    assert set(profile.stages) == {"sft", "wm-amt", "fe-sft", "rl", "fc-rl"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profile.stages["fc-rl"].steps = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        profile.tasks["countdown"].n_train = 5  # type: ignore[misc]
+    assert resolve(profile, "again") == profile  # resolving a resolved profile changes nothing
+
+
+def test_methods_read_the_resolved_settings_with_their_overrides_replaced() -> None:
+    profile = load_profile("smoke")
+    fc_rl = method_factory("foresight-success-only")(profile).stages[-1].settings
+    assert fc_rl == dataclasses.replace(profile.stages["fc-rl"], lambda_cal=0.0, lambda_fid=0.0)
+    assert method_factory("foresight")(profile).stages[-1].settings == profile.stages["fc-rl"]
+
+
+def test_stage_chains_and_run_keys_hash_as_before_typed_values() -> None:
+    """Pinned from main before the profile was typed (ab722dd): an unset setting is hashed at its default either way."""
+    smoke = load_profile("smoke")
+    assert stage_chain("react", "countdown", smoke, 0) == ["aac45555b13a8f34"]
+    assert run_key("react", "countdown", smoke, 0) == "a56c5c617ec9422b"
+    assert stage_chain("foresight", "graph-nav", smoke, 0) == [
+        "0960034fa1f86fcb",
+        "f5edae77a6e35413",
+        "04bc14c4f81218d0",
+    ]
+    assert run_key("foresight", "graph-nav", smoke, 0) == "69524990dd32712a"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("stages.fc-rll.steps", "unknown stage 'fc-rll' (did you mean 'fc-rl'?"),
+        ("stages.fc-rl.stpes", "unknown key 'stpes' in stages.fc-rl (did you mean 'steps'?"),
+        ("tasks.countdown.n_trian", "unknown key 'n_trian' in tasks.countdown (did you mean 'n_train'?"),
+        ("eval.candidats", "unknown key 'candidats' in eval (did you mean 'candidates'?"),
+        ("modle.path", "unknown key 'modle' (did you mean 'model'?"),
+        ("model.hidden_size.width", "cannot set 'model.hidden_size.width': model.hidden_size is 32, not a section"),
+        ("stages..steps", "profile key 'stages..steps' has an empty part"),
+    ],
+)
+def test_a_misspelt_override_at_any_depth_is_refused_naming_the_closest_key(key: str, message: str) -> None:
+    with pytest.raises(HarnessError) as caught:
+        load_profile("smoke", {key: 3})
+    assert message in str(caught.value)
+
+
+def test_overrides_reach_any_depth_and_joined_keys_move_together() -> None:
+    profile = load_profile("smoke", {"stages.fc-rl.steps+stages.rl.steps": 7, "tasks.countdown.n_train": 9})
+    assert profile.stages["fc-rl"].steps == profile.stages["rl"].steps == 7
+    assert profile.stages["fc-rl"].lr == load_profile("smoke").stages["fc-rl"].lr  # the rest stays the profile's
+    assert profile.tasks["countdown"].n_train == 9
+    values: dict = {"stages": {"sft": {"tokens": 1}}}
+    set_dotted(values, "stages.sft.lr+eval.candidates", 0.5)
+    assert values == {"stages": {"sft": {"tokens": 1, "lr": 0.5}}, "eval": {"candidates": 0.5}}
+
+
+def test_a_knob_is_a_doc_field_checked_by_the_one_validator() -> None:
+    (n_numbers,) = [f for f in dataclasses.fields(task_class("countdown").Config) if f.name == "n_numbers"]
+    assert n_numbers.metadata["bounds"] == Bounds(ge=2, le=6)
+    with pytest.raises(HarnessError, match=r"^tasks\.countdown\.n_numbers must be in \[2, 6\], got 7$"):
+        task_class("countdown").Config.from_knobs("countdown", {"n_numbers": 7})
+
+
+@pytest.mark.parametrize("name", SHIPPED_TASKS)
+def test_every_knob_just_outside_its_range_is_refused(name: str) -> None:
+    test_a_value_just_outside_each_range_is_refused_naming_the_field(task_class(name).Config)
+
+
+def test_profile_show_prints_every_field_of_the_default_profile() -> None:
+    profile = load_profile("default")
+    text = render_profile(profile)
+    printed = {line.split()[0] for line in text.splitlines() if line.startswith("  ")}
+    nested = {"model", "data", "stages", "eval", "tasks", "sweeps"}
+    expected = {f.name for f in dataclasses.fields(profile) if f.name not in nested}
+    expected |= {f"model.{f.name}" for f in dataclasses.fields(ModelSpec)}
+    expected |= {f"data.{f.name}" for f in dataclasses.fields(DataSpec)}
+    expected |= {f"eval.{f.name}" for f in dataclasses.fields(EvalSettings)}
+    for stage, kind in (("sft", SftSettings), ("wm-amt", SftSettings), ("fe-sft", SftSettings),
+                        ("rl", GrpoSettings), ("fc-rl", GrpoSettings)):  # fmt: skip
+        expected |= {f"stages.{stage}.{f.name}" for f in dataclasses.fields(kind)}
+    for task in ("graph-nav", "kb-search", "countdown"):
+        expected |= {f"tasks.{task}.{f.name}" for f in dataclasses.fields(task_class(task).Config)}
+    expected |= {f"sweeps.{name}" for name in profile.sweeps} | {"sweeps.rl-steps"}
+    assert printed == expected
+    assert "[stages.fc-rl] GrpoSettings" in text and "[tasks.countdown] CountdownConfig" in text
+    assert "  eval.split " in text and "one of test, dev" in text
+    assert re.search(r"^  stages\.fc-rl\.steps +20 +optimizer steps \(>= 1\)$", text, re.M)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.config import load_profile
+from harness.core.config import as_dict, load_profile
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task
 from harness.evaluation.evaluate import evaluate_run
@@ -19,7 +19,7 @@ def _profile(split: str | None):
     if split is not None:
         overrides["eval.split"] = split
     profile = load_profile("smoke", overrides)
-    knobs = {**profile.tasks["graph-nav"], "n_dev": 3, "n_test": 5}
+    knobs = {**as_dict(profile.tasks["graph-nav"]), "n_dev": 3, "n_test": 5}
     return dataclasses.replace(profile, tasks={"graph-nav": knobs})
 
 

@@ -47,9 +47,9 @@ def test_points_are_profile_variants_named_for_where_their_runs_go(smoke) -> Non
         assert prof.seeds == prof.ablation_seeds == [0, 2] and prof.ablations == []
         fc_rl = method_factory("foresight")(prof).stages[-1].settings
         assert (fc_rl.steps, fc_rl.beta) == (point.values["stages.fc-rl.steps"], point.values["stages.fc-rl.beta"])
-        assert fc_rl.lr == smoke.stages["fc-rl"]["lr"]  # the rest of the stage is the profile's
+        assert fc_rl.lr == smoke.stages["fc-rl"].lr  # the rest of the stage is the profile's
         rl = method_factory("vanilla-rl")(prof).stages[-1].settings
-        assert rl.steps == smoke.stages["rl"]["steps"]  # vanilla-rl reads stages.rl, which is not varied
+        assert rl.steps == smoke.stages["rl"].steps  # vanilla-rl reads stages.rl, which is not varied
 
 
 def test_a_profile_sweep_is_read_and_the_command_line_adds_an_axis(smoke) -> None:
@@ -84,7 +84,8 @@ def test_keys_joined_by_plus_are_one_axis(smoke) -> None:
         ({}, "varies nothing"),
         ({"seeds": [0, 1]}, "cannot vary 'seeds'"),
         ({"stages.fc-rl.stepz": [1, 2]}, "unknown key 'stepz'"),
-        ({"stages.nope.steps": [1, 2]}, "no stages.nope section"),
+        ({"stages.nope.steps": [1, 2]}, "unknown stage 'nope'"),
+        ({"tasks.hotpotqa.n_train": [8, 9]}, "task 'hotpotqa' is not in the sweep"),
         ({"model.width": [1, 2]}, "unknown key 'width'"),
         ({"tasks.graph-nav.n_nodes": [8, 2]}, "n_nodes"),
         ({"stages.fc-rl.steps": []}, "non-empty list"),
