@@ -36,8 +36,8 @@ from harness.core.store import atomic_write_text
 from harness.core.traces import normalize, render_transition
 from harness.data.recipes import Corpora, build_corpora
 from harness.training.models import stop_token_ids
-from harness.training.sft import read_log
 from harness.training.train import Checkpoint, data_hash, load_checkpoint
+from harness.training.work_folder import read_log
 from tasks.base import EXPLORER_POLICIES, Episode, Task, explorer, play
 
 SALT_WORLD_MODEL = 909

@@ -21,26 +21,17 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
-from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.traces import ForesightBlock, ParseError
 from harness.training import distributed
+from harness.training.callbacks import CheckpointManifest, JsonlLog, RlTags, StageProgress, StepClock, StepFaults
 from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids, p_value_mask
 from harness.training.rewards import calibration_reward, fidelity_reward, scored_turns, success_reward
-from harness.training.sft import (
-    CheckpointManifest,
-    JsonlLog,
-    StageProgress,
-    StepFaults,
-    board_callback,
-    read_log,
-    resume_point,
-    trainer_args,
-)
 from harness.training.stages import GrpoSettings
+from harness.training.work_folder import board_callback, read_log, resume_point, trainer_args
 from tasks.base import Task
 
 SALT_RL = 404
@@ -48,45 +39,6 @@ TRACE_ENV = "HARNESS_ROLLOUT_TRACE"
 """If set, a folder where every rollout call writes what it played and returned (for tests)."""
 # rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Methods and stages').
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-
-
-class StepClock(TrainerCallback):
-    """Times each optimizer step and splits it: generation, environment and rewards, the rest.
-
-    The rollout function reports the first two (`add`); the rest of the step is TRL's scoring
-    forward passes (old and reference log-probabilities), the loss, the backward pass and the
-    AdamW step, reported as `time/optimizer_s`. `pop` gives the per-step means since its last call.
-    """
-
-    def __init__(self) -> None:
-        self.started: float | None = None
-        self.parts = {"generation_s": 0.0, "env_rewards_s": 0.0}
-        self.totals: dict[str, float] = {}
-        self.steps = 0
-
-    def add(self, generation_s: float, env_rewards_s: float) -> None:
-        self.parts["generation_s"] += generation_s
-        self.parts["env_rewards_s"] += env_rewards_s
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.started is None:
-            return
-        step_s = time.perf_counter() - self.started
-        parts = {**self.parts, "step_s": step_s, "optimizer_s": step_s - sum(self.parts.values())}
-        for key, value in parts.items():
-            self.totals[key] = self.totals.get(key, 0.0) + value
-        self.steps += 1
-        self.started, self.parts = None, dict.fromkeys(self.parts, 0.0)
-
-    def pop(self) -> dict[str, float]:
-        """Returns {"time/<part>_s": mean seconds per step} over the steps since the last call."""
-        means = {f"time/{k}": round(v / self.steps, 4) for k, v in self.totals.items()} if self.steps else {}
-        self.totals, self.steps = {}, 0
-        return means
 
 
 class RolloutStats:
@@ -147,44 +99,6 @@ def _first_p(episode: AgentEpisode) -> float | None:
     if episode.turns and isinstance(episode.turns[0].parsed, ForesightBlock):
         return episode.turns[0].parsed.p
     return None
-
-
-class RlTags(TrainerCallback):
-    """Adds the GRPO stage's namespaced TensorBoard tags (`rl/reward/<name>`, `rl/time/<part>_s`, `rl/rollout/...`).
-
-    The trainer's own TensorBoardCallback (`report_to`) writes every log under `train/`; these tags
-    go through that callback's writer at the same step. The step timings and rollout numbers are
-    popped from the clock and the stats here, once per log, and kept in `extra` for log.jsonl.
-    """
-
-    def __init__(self, clock: StepClock, stats: RolloutStats) -> None:
-        self.clock = clock
-        self.stats = stats
-        self.extra: dict[str, float] = {}
-        self.board: Any = None
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not logs:  # as JsonlLog: an empty log leaves the timings and episodes to the next one
-            return
-        self.extra = {**self.clock.pop(), **self.stats.pop()}
-        writer = getattr(self.board, "tb_writer", None)
-        if writer is None:  # a data-parallel process other than 0 writes no events
-            return
-        for tag, value in rl_tags(logs, self.extra).items():
-            writer.add_scalar(tag, value, state.global_step)
-        writer.flush()
-
-
-def rl_tags(logs: dict[str, Any], extra: dict[str, float]) -> dict[str, float]:
-    """Returns the rl/ tags of one GRPO log: total and per-function rewards, completion length, step
-    timings (`time/...` as `rl/time/...`) and the rollouts' own numbers (`train/...` as `rl/rollout/...`)."""
-    tags = {"rl/reward/total": logs.get("reward"), "rl/completion/mean_length": logs.get("completions/mean_length")}
-    for key, value in logs.items():
-        if key.startswith("rewards/") and key.endswith("/mean"):
-            tags[f"rl/reward/{key.split('/')[1]}"] = value
-    for key, value in extra.items():
-        tags["rl/" + (f"rollout/{key.removeprefix('train/')}" if key.startswith("train/") else key)] = value
-    return {tag: float(value) for tag, value in tags.items() if isinstance(value, int | float)}
 
 
 def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, stream: int = 0) -> dict[str, list[float]]:

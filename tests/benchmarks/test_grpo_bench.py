@@ -2,7 +2,7 @@
 
 A few steps of the grpo stage with the default profile's fc-rl settings (prompts per step, group
 size, turn limit, KL) on the lightly trained default-size model. Each logged step carries
-`time/generation_s`, `time/env_rewards_s` and `time/optimizer_s` (harness.training.grpo.StepClock); the
+`time/generation_s`, `time/env_rewards_s` and `time/optimizer_s` (harness.training.callbacks.StepClock); the
 environment and rewards must stay under 10% of the step.
 """
 
