@@ -19,13 +19,15 @@ from datasets import Dataset
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from harness.agent import encode_segments
+from harness.agent import chat_prompt, encode_segments
 from harness.core.errors import HarnessError
 from harness.training import distributed
 from harness.training.callbacks import CheckpointManifest, JsonlLog, StageProgress, StepFaults
+from harness.training.job import StageJob
 from harness.training.p_smoothing import loss_function, p_token_ids
 from harness.training.stages import SftSettings
 from harness.training.work_folder import board_callback, read_log, resume_point, trainer_args
+from tasks.base import Task
 
 SALT_ORDER = 808
 """Salt of the stream that orders length-grouped SFT batches."""
@@ -102,21 +104,53 @@ def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> l
 
 
 def train_sft(
-    model: Any,
-    tokenizer: Any,
-    rows: Dataset,
-    settings: SftSettings,
-    full_loss: bool,
-    work_dir: Path,
-    seed: int,
-    label: str,
-    render: Callable[[str], str] | None = None,
+    model: Any, tokenizer: Any, job: StageJob, full_loss: bool = False, render: Callable[[str], str] | None = None
 ) -> dict[str, Any]:
-    """Trains `model` in place on `rows`; returns steps, tokens seen and first/last loss."""
-    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length, render)
+    """Trains `model` in place on `job.rows`; returns steps, tokens seen and first/last loss.
+
+    `full_loss`: every token is a target (wm-amt); `render` as in `tokenize_rows`.
+    """
+    settings, work_dir = job.spec.settings, job.work
+    assert isinstance(settings, SftSettings)
+    data = tokenize_rows(job.rows, tokenizer, full_loss, settings.max_length, render)
     mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
-    args = SFTConfig(
+    args = sft_config(settings, steps, work_dir, job.seed)
+    log_path = work_dir / "log.jsonl"
+    checkpoint = resume_point(work_dir)
+    if settings.group_by_length:
+        lengths = [len(ids) for ids in data["input_ids"]]
+        data = data.select(stage_order(lengths, settings.batch_size, steps, job.seed))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
+        callbacks=[
+            JsonlLog(log_path),
+            StageProgress(job.label),
+            StepFaults("wm-amt" if full_loss else "sft"),
+            CheckpointManifest(),
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)
+    board_callback(trainer, work_dir)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    records = read_log(log_path)
+    losses = [r["loss"] for r in records if "loss" in r]
+    return {
+        "steps": steps,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+    }
+
+
+def sft_config(settings: SftSettings, steps: int, work_dir: Path, seed: int) -> SFTConfig:
+    """Returns the SFTConfig of an sft or wm-amt stage of `steps` optimizer steps."""
+    return SFTConfig(
         max_steps=steps,
         per_device_train_batch_size=distributed.per_process(settings.batch_size, "batch_size"),
         learning_rate=settings.lr,
@@ -136,33 +170,19 @@ def train_sft(
         train_sampling_strategy="sequential" if settings.group_by_length else "random",
         **trainer_args(work_dir, settings.save_every, seed),
     )
-    log_path = work_dir / "log.jsonl"
-    checkpoint = resume_point(work_dir)
-    if settings.group_by_length:
-        lengths = [len(ids) for ids in data["input_ids"]]
-        data = data.select(stage_order(lengths, settings.batch_size, steps, seed))
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
-        callbacks=[
-            JsonlLog(log_path),
-            StageProgress(label),
-            StepFaults("wm-amt" if full_loss else "sft"),
-            CheckpointManifest(),
-        ],
-    )
-    trainer.remove_callback(PrinterCallback)
-    board_callback(trainer, work_dir)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    records = read_log(log_path)
-    losses = [r["loss"] for r in records if "loss" in r]
-    return {
-        "steps": steps,
-        "tokens_seen": int(trainer.state.num_input_tokens_seen),
-        "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-    }
+
+
+def fit_agentic(job: StageJob, model: Any, tokenizer: Any, task: Task) -> dict[str, Any]:
+    """Returns the stats of an sft stage (loss on the agent's tokens) after training `model` in place."""
+    render = None
+    if getattr(tokenizer, "chat_template", None):
+        # A chat model trains on prompts rendered as the agent loop shows them (harness.agent.chat_prompt).
+        def render(prompt: str) -> str:
+            return chat_prompt(tokenizer, task, job.spec.fmt, prompt)
+
+    return train_sft(model, tokenizer, job, False, render)
+
+
+def fit_full_text(job: StageJob, model: Any, tokenizer: Any, task: Task) -> dict[str, Any]:
+    """Returns the stats of a wm-amt stage (the full language-model loss on whole texts) after training `model`."""
+    return train_sft(model, tokenizer, job, True)
