@@ -28,7 +28,7 @@ from harness.evaluation.evaluate import run_to_make
 from harness.reporting.report import Cost, claim_tests, evidence, shown_name, write_report
 from harness.reporting.sweeps import budget_section_for
 from harness.running.workers import backend_for, execute
-from harness.training.stages import GrpoSettings, stage_hash
+from harness.training.stages import stage_cost, stage_hash
 from harness.training.train import initial_checkpoint
 
 TABLE_METRICS = (
@@ -97,9 +97,6 @@ def chains(profile: Profile, group: list[RunSpec]) -> list[list[RunSpec]]:
     return list(found.values())
 
 
-GRPO_EPISODE_TOKENS = 250
-"""Cost of one GRPO episode in sft tokens, for ordering work only (measured: a 20-step, 640-episode
-fc-rl stage takes about as long as 160k sft tokens on the default model)."""
 RUN_TOKENS = 30_000
 """Cost of evaluating one run (and starting it) in sft tokens, for ordering work only."""
 
@@ -109,14 +106,8 @@ def chain_cost(profile: Profile, chain: list[RunSpec]) -> int:
     stages = {}
     for run in chain:
         for spec in method_factory(run.method)(profile).stages:
-            stages[stage_hash(spec, "", "")] = spec.settings
-    cost = len(chain) * RUN_TOKENS
-    for settings in stages.values():
-        if isinstance(settings, GrpoSettings):
-            cost += settings.steps * settings.prompts_per_step * settings.num_generations * GRPO_EPISODE_TOKENS
-        else:
-            cost += settings.tokens
-    return cost
+            stages[stage_hash(spec, "", "")] = spec
+    return len(chain) * RUN_TOKENS + sum(stage_cost(spec) for spec in stages.values())
 
 
 def must_make(run: RunSpec, runs: Path, echo: Callable[[str], None]) -> bool:

@@ -36,9 +36,9 @@ from harness.core.config import Profile, as_dict, build_dataclass, check_folder_
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task, method_factory
 from harness.core.runs import RunSpec
-from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, must_make
+from harness.running.reproduce import RUN_TOKENS, must_make
 from harness.running.workers import execute
-from harness.training.stages import GrpoSettings, stage_hash
+from harness.training.stages import StageSpec, stage_cost, stage_hash
 from harness.training.train import data_hash, initial_checkpoint
 
 VARIABLE_ROOTS = ("model", "data", "stages", "tasks", "eval", "match_budget")
@@ -189,19 +189,12 @@ def _first_stage_key(run: RunSpec, cache: Path) -> str | None:
 
 def _cost(chain: Sequence[RunSpec]) -> int:
     """Returns a rough cost of a chain in sft tokens, for ordering work only (as reproduce's chain_cost)."""
-    seen: dict[str, Any] = {}
+    seen: dict[str, StageSpec] = {}
     for run in chain:
         profile = run.profile
         for spec in method_factory(run.method)(profile).stages:
-            seen[config_hash(spec, profile.model, profile.data, profile.tasks[run.task])] = spec.settings
-    cost = len(chain) * RUN_TOKENS
-    for s in seen.values():
-        cost += (
-            s.steps * s.prompts_per_step * s.num_generations * GRPO_EPISODE_TOKENS
-            if isinstance(s, GrpoSettings)
-            else s.tokens
-        )
-    return cost
+            seen[config_hash(spec, profile.model, profile.data, profile.tasks[run.task])] = spec
+    return len(chain) * RUN_TOKENS + sum(stage_cost(spec) for spec in seen.values())
 
 
 def sweep_work(

@@ -127,6 +127,27 @@ class StageSpec:
     settings: SftSettings | GrpoSettings
 
 
+GRPO_EPISODE_TOKENS = 250
+"""Cost of one GRPO episode in sft tokens, for ordering work only (measured: a 20-step, 640-episode
+fc-rl stage takes about as long as 160k sft tokens on the default model)."""
+
+
+def _sft_cost(settings: SftSettings) -> int:
+    return settings.tokens
+
+
+def _grpo_cost(settings: GrpoSettings) -> int:
+    return settings.steps * settings.prompts_per_step * settings.num_generations * GRPO_EPISODE_TOKENS
+
+
+def _sft_budget(settings: SftSettings) -> str:
+    return f"{settings.tokens} tokens"
+
+
+def _grpo_budget(settings: GrpoSettings) -> str:
+    return f"{settings.steps} steps"
+
+
 def _sft_batch(settings: SftSettings) -> tuple[int, str]:
     return settings.batch_size, "batch_size"
 
@@ -141,11 +162,15 @@ class StageKind:
 
     name: str
     settings: type[SftSettings] | type[GrpoSettings]
-    reads_rows: bool
-    """True: it trains on the rows of its data recipe (`stage_rows` of harness.training.train); False: it
-    plays episodes of the task's prompts itself (grpo builds its prompt pool in every process)."""
+    plays_episodes: bool
+    """True: it plays episodes of the task's prompts itself (grpo builds its prompt pool in every process;
+    its log has the RL step numbers); False: it trains on the rows of its data recipe (`stage_rows`)."""
     step_batch: Callable[[Any], tuple[int, str]]
     """(sequences per optimizer step, the settings that make it), split evenly over a launch's processes."""
+    cost: Callable[[Any], int]
+    """A rough cost of a stage in sft tokens, for ordering work only (harness.running)."""
+    budget: Callable[[Any], str]
+    """The stage's budget in words, as `harness methods list` shows it ("200000 tokens", "20 steps")."""
     fit: str
     """`module:function` that trains a stage of the kind, `fit(job, model, tokenizer, task) -> stats`; imported
     only when a stage trains (TRL is slow to import)."""
@@ -159,9 +184,11 @@ class StageKind:
 KINDS = {
     kind.name: kind
     for kind in (
-        StageKind("sft", SftSettings, True, _sft_batch, "harness.training.sft:fit_agentic"),
-        StageKind("wm-amt", SftSettings, True, _sft_batch, "harness.training.sft:fit_full_text"),
-        StageKind("grpo", GrpoSettings, False, _grpo_batch, "harness.training.grpo:fit_grpo"),
+        StageKind("sft", SftSettings, False, _sft_batch, _sft_cost, _sft_budget, "harness.training.sft:fit_agentic"),
+        StageKind(
+            "wm-amt", SftSettings, False, _sft_batch, _sft_cost, _sft_budget, "harness.training.sft:fit_full_text"
+        ),
+        StageKind("grpo", GrpoSettings, True, _grpo_batch, _grpo_cost, _grpo_budget, "harness.training.grpo:fit_grpo"),
     )
 }
 """The stage kinds: sft (agentic SFT, loss on agent tokens), wm-amt (full LM loss on text), grpo (RL through
@@ -173,6 +200,11 @@ def stage_kind(name: str) -> StageKind:
     if name not in KINDS:
         raise HarnessError(f"unknown stage kind {name!r} (known: {', '.join(KINDS)})")
     return KINDS[name]
+
+
+def stage_cost(spec: StageSpec) -> int:
+    """Returns a rough cost of a stage in sft tokens (its kind's `cost`), for ordering work only."""
+    return stage_kind(spec.kind).cost(spec.settings)
 
 
 def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSettings | GrpoSettings:

@@ -246,7 +246,7 @@ def _train_stage(
         seed=seed,
         work=work,
         source=source,
-        rows=stage_rows(spec, corpora(), seed) if stage_kind(spec.kind).reads_rows else None,
+        rows=None if stage_kind(spec.kind).plays_episodes else stage_rows(spec, corpora(), seed),
         target=target,
         lora_rank=profile.model.lora_rank if lora else None,
     )

@@ -15,8 +15,8 @@ from harness.core.errors import HarnessError
 from harness.core.locks import holder, locked
 from harness.core.registry import make_task, method_factory
 from harness.core.store import remove_leftovers
-from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, chain_cost, chains, plan
-from harness.training.stages import stage_hash
+from harness.running.reproduce import RUN_TOKENS, chain_cost, chains, plan
+from harness.training.stages import GRPO_EPISODE_TOKENS, stage_hash
 from harness.training.train import data_hash, initial_checkpoint
 
 
