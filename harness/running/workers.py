@@ -2,12 +2,14 @@
 
 A unit of work is one run (`RunSpec`: a sweep's points are profiles too); a chain is a list of
 runs that must run in order because they share stages (harness.running.chains). Chains share no
-stage, so any backend may run them in any order and on any machine that sees the same run store and stage cache: the
-numbers of a run depend on its thread count only, never on the backend or the jobs.
+stage, so any backend may run them in any order and on any machine that sees the same run store
+and stage cache: the numbers of a run depend on its thread count only, never on the backend or
+the jobs.
 
-The backends are a registry (`BACKENDS`: local, pool, ray); `--backend local` with several `--jobs`
-selects the pool. Progress (harness.core.progress) is display only: `execute` counts runs on the command's reporter,
-and each worker sends its stages' events to the parent, which draws one row per worker.
+The backends are a registry (`BACKENDS`: local, pool, ray); `--backend local` with several
+`--jobs` selects the pool. Progress (harness.core.progress) is display only: `execute` counts runs
+on the command's reporter, and each worker sends its stages' events to the parent, which draws one
+row per worker.
 """
 
 from __future__ import annotations
