@@ -159,17 +159,12 @@ def methods_list(profile: str) -> None:
     """One line per method: its format and its stages with their token or step budgets."""
     from harness.core.config import load_profile
     from harness.core.registry import method_factory, method_names
-    from harness.training.stages import GrpoSettings
+    from harness.training.stages import stage_kind
 
     prof = load_profile(profile)
     for name in method_names():
         method = method_factory(name)(prof)
-        stages = [
-            f"{s.name}({s.data}, {s.settings.steps} steps)"
-            if isinstance(s.settings, GrpoSettings)
-            else f"{s.name}({s.data}, {s.settings.tokens} tokens)"
-            for s in method.stages
-        ]
+        stages = [f"{s.name}({s.data}, {stage_kind(s.kind).budget(s.settings)})" for s in method.stages]
         click.echo(f"{name:<24} {method.fmt:<10} {' -> '.join(stages) or 'no training (few-shot prompting)'}")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from harness.core import faults
+from harness.core.config import Profile
 from harness.core.environ import cpu_model, numeric_path
 from harness.core.errors import HarnessError
 from harness.core.locks import locked
@@ -43,6 +44,24 @@ class Run:
 def run_dir(root: Path, profile: str, task: str, method: str, seed: int) -> Path:
     """Returns the directory of one run."""
     return root / profile / task / method / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a method trained on a task at a seed under a profile, then evaluated."""
+
+    profile: Profile
+    method: str
+    task: str
+    seed: int
+
+    def dir(self, runs: Path) -> Path:
+        """Returns the run's directory in the run store `runs`."""
+        return run_dir(runs, self.profile.name, self.task, self.method, self.seed)
+
+    def title(self, with_profile: bool = False) -> str:
+        """Returns "<method> on <task> seed <k>", followed by "at <profile>" when several profiles share the work."""
+        return f"{self.method} on {self.task} seed {self.seed}" + (f" at {self.profile.name}" if with_profile else "")
 
 
 def versions() -> dict[str, str]:

@@ -36,8 +36,9 @@ from harness.core.store import atomic_write_text
 from harness.core.traces import normalize, render_transition
 from harness.data.recipes import Corpora, build_corpora
 from harness.training.models import stop_token_ids
-from harness.training.sft import read_log
+from harness.training.stages import stage_kind
 from harness.training.train import Checkpoint, data_hash, load_checkpoint
+from harness.training.work_folder import read_log
 from tasks.base import EXPLORER_POLICIES, Episode, Task, explorer, play
 
 SALT_WORLD_MODEL = 909
@@ -262,5 +263,5 @@ def stage_probes(
     for i, ((name, _, _), checkpoint) in enumerate(zip(stages, checkpoints)):
         mine = loaded if i == len(stages) - 1 else None
         world_model[name] = stage_world_model(checkpoint, cache, sets, items, mine)
-    rl = {name: rl_summary(cache / h / "log.jsonl") for name, kind, h in stages if kind == "grpo"}
+    rl = {name: rl_summary(cache / h / "log.jsonl") for name, kind, h in stages if stage_kind(kind).plays_episodes}
     return {"world_model": world_model, "rl": rl}

@@ -12,20 +12,21 @@ row per Ray worker as the local pool does.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.core import environ, progress
 from harness.core.errors import HarnessError
-from harness.running.workers import Done, Unit, first_missing, run_chain, unit_name
+from harness.core.runs import RunSpec
+from harness.running.chains import Done, Finish, Placement, first_missing, run_chain
 
 EVENT_INTERVAL = 0.5
 """Seconds between a Ray task's progress events (each is a round trip to the queue actor)."""
 
 
 def _ray_chain(
-    chain: Sequence[Unit], runs: Path, cache: Path, threads: int, with_profile: bool, events: Any
+    chain: Sequence[RunSpec], runs: Path, cache: Path, threads: int, with_profile: bool, events: Any
 ) -> tuple[list[Done], str]:
     """Returns a chain's summary lines and the id of the node that ran it (the body of a Ray task)."""
     import ray
@@ -44,31 +45,23 @@ def numeric_env(driver: Mapping[str, str]) -> dict[str, str]:
     return {k: wanted[k] for k in (environ.NUMERICS_ENV, *environ.NUMERIC_PIN) if k in wanted}
 
 
-def _failure(exc: Exception, chain: Sequence[Unit], runs: Path, with_profile: bool) -> HarnessError:
+def _failure(exc: Exception, chain: Sequence[RunSpec], runs: Path, with_profile: bool) -> HarnessError:
     """Returns the one-line error of a failed Ray task, naming the run it was making."""
     import ray.exceptions
 
     cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
     if isinstance(cause, HarnessError):
         return HarnessError(f"{cause}; rerun to resume")
-    name = unit_name(first_missing(chain, runs), with_profile)
+    name = first_missing(chain, runs).title(with_profile)
     first = str(cause or exc).strip().splitlines()
     reason = first[0] if first else type(exc).__name__
     return HarnessError(f"{name} failed on Ray ({type(exc).__name__}: {reason}); rerun to resume")
 
 
-def run_on_ray(
-    work: Sequence[Sequence[Unit]],
-    runs: Path,
-    cache: Path,
-    threads: int,
-    address: str | None,
-    with_profile: bool,
-    finish: Callable[[Unit, str, str], None],
-) -> None:
-    """Runs every chain as a Ray task with `threads` CPUs and calls `finish` per run as its chain ends.
+def run_on_ray(work: Sequence[Sequence[RunSpec]], runs: Path, cache: Path, place: Placement, finish: Finish) -> None:
+    """Runs every chain as a Ray task with `place.threads` CPUs and calls `finish` per run as its chain ends.
 
-    Connects to the cluster at `address`, or starts a Ray on this machine (and stops it at the end);
+    Connects to the cluster at `place.address`, or starts a Ray on this machine (and stops it at the end);
     an already initialised Ray (a test's cluster) is used as it is. The first failed task ends the
     call with one HarnessError naming its run; the other tasks are cancelled.
     """
@@ -76,6 +69,7 @@ def run_on_ray(
         import ray
     except ImportError:
         raise HarnessError("--backend ray needs Ray: pip install 'foresight-harness[ray]' (ray==2.58.0)") from None
+    threads, address, with_profile = place.threads, place.address, place.with_profile
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -104,8 +98,8 @@ def run_on_ray(
                 done, node = ray.get(ref)
             except Exception as exc:  # a Ray error wraps the task's own; _failure names the run
                 raise _failure(exc, refs[ref], runs, with_profile) from None
-            for unit, line in done:
-                finish(unit, line, f" [node {node[:8]}]")
+            for spec, line in done:
+                finish(spec, line, f" [node {node[:8]}]")
     finally:
         # Only tasks not yet finished: cancelling a finished task can abort the driver (Ray 2.58,
         # task_manager.cc "Tried to complete task that was not pending").

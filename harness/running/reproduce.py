@@ -21,15 +21,15 @@ from harness.core import faults
 from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
-from harness.core.runs import dumps, is_complete, run_dir
+from harness.core.runs import RunSpec, dumps, is_complete
 from harness.core.store import atomic_write_text, staged_outputs
 from harness.evaluation.compare import read_checked_run
 from harness.evaluation.evaluate import run_to_make
 from harness.reporting.report import Cost, claim_tests, evidence, write_report
 from harness.reporting.result_tables import shown_name
 from harness.reporting.sweeps import budget_section_for
-from harness.running.workers import Item, execute
-from harness.training.stages import GrpoSettings, stage_hash
+from harness.running.workers import backend_for, execute
+from harness.training.stages import stage_cost, stage_hash
 from harness.training.train import initial_checkpoint
 
 TABLE_METRICS = (
@@ -65,16 +65,16 @@ TABLE_METRICS = (
 whose first turn wrote a p), all-turn calibration and Q-error after `p_coverage` (the share of turns)."""
 
 
-def plan(profile: Profile) -> list[list[Item]]:
+def plan(profile: Profile) -> list[list[RunSpec]]:
     """Returns the runs of the profile grouped by (task, seed), each group in stage-sharing order."""
     for name in profile.methods + profile.ablations:
         method_factory(name)  # an unknown name fails before any work starts
     # Seeds outermost: a partial reproduction already holds every task at the first seed.
-    groups: dict[tuple[int, str], list[Item]] = {}
+    groups: dict[tuple[int, str], list[RunSpec]] = {}
     for seed in sorted(set(profile.seeds) | set(profile.ablation_seeds)):
         for task in profile.tasks:
-            items = [(m, task, seed) for m in profile.methods if seed in profile.seeds]
-            items += [(m, task, seed) for m in profile.ablations if seed in profile.ablation_seeds]
+            items = [RunSpec(profile, m, task, seed) for m in profile.methods if seed in profile.seeds]
+            items += [RunSpec(profile, m, task, seed) for m in profile.ablations if seed in profile.ablation_seeds]
             groups[(seed, task)] = items
     return list(groups.values())
 
@@ -86,47 +86,37 @@ def worker_threads(jobs: int, threads: int | None) -> int:
     return threads or max(1, (os.cpu_count() or 2) // jobs)
 
 
-def chains(profile: Profile, group: list[Item]) -> list[list[Item]]:
+def chains(profile: Profile, group: list[RunSpec]) -> list[list[RunSpec]]:
     """Returns the runs of one (task, seed) group cut into chains that share no stage, in plan order.
 
     A stage's key covers its input's key, so two runs share a stage only if they share their first
     one: runs are chained by their first stage (a run without stages is a chain of its own).
     """
-    found: dict[object, list[Item]] = {}
+    found: dict[str, list[RunSpec]] = {}
     for item in group:
-        stages = method_factory(item[0])(profile).stages
-        found.setdefault(stage_hash(stages[0], "", "") if stages else item, []).append(item)
+        stages = method_factory(item.method)(profile).stages
+        found.setdefault(stage_hash(stages[0], "", "") if stages else item.title(), []).append(item)
     return list(found.values())
 
 
-GRPO_EPISODE_TOKENS = 250
-"""Cost of one GRPO episode in sft tokens, for ordering work only (measured: a 20-step, 640-episode
-fc-rl stage takes about as long as 160k sft tokens on the default model)."""
 RUN_TOKENS = 30_000
 """Cost of evaluating one run (and starting it) in sft tokens, for ordering work only."""
 
 
-def chain_cost(profile: Profile, chain: list[Item]) -> int:
+def chain_cost(profile: Profile, chain: list[RunSpec]) -> int:
     """Returns a rough cost of a chain in sft tokens: its distinct stages' budgets plus its evaluations."""
     stages = {}
-    for method, _, _ in chain:
-        for spec in method_factory(method)(profile).stages:
-            stages[stage_hash(spec, "", "")] = spec.settings
-    cost = len(chain) * RUN_TOKENS
-    for settings in stages.values():
-        if isinstance(settings, GrpoSettings):
-            cost += settings.steps * settings.prompts_per_step * settings.num_generations * GRPO_EPISODE_TOKENS
-        else:
-            cost += settings.tokens
-    return cost
+    for run in chain:
+        for spec in method_factory(run.method)(profile).stages:
+            stages[stage_hash(spec, "", "")] = spec
+    return len(chain) * RUN_TOKENS + sum(stage_cost(spec) for spec in stages.values())
 
 
-def must_make(profile: Profile, item: Item, runs: Path, echo: Callable[[str], None]) -> bool:
-    """Returns whether a run of the plan must be made: missing, or made under another config (said in one line)."""
-    method, task, seed = item
-    why = run_to_make(method, task, profile, seed, runs)
+def must_make(run: RunSpec, runs: Path, echo: Callable[[str], None]) -> bool:
+    """Returns whether a run must be made: missing, or made under another config (said in one line)."""
+    why = run_to_make(run.method, run.task, run.profile, run.seed, runs)
     if why not in (None, "missing"):
-        echo(f"redoing {method} on {task} seed {seed}: {why}")
+        echo(f"redoing {run.title()}: {why}")
     return why is not None
 
 
@@ -147,17 +137,16 @@ def run_missing(
     tasks asking for that many CPUs) take the chains, the costliest first, so the workers end
     together. A run's numbers depend on its thread count, not on the jobs or the backend.
     """
-    groups = [[item for item in g if must_make(profile, item, runs, echo)] for g in plan(profile)]
+    groups = [[item for item in g if must_make(item, runs, echo)] for g in plan(profile)]
     groups = [g for g in groups if g]
     if not groups:
         return 0
-    for seed in sorted({item[2] for g in groups for item in g}):
+    for seed in sorted({item.seed for g in groups for item in g}):
         initial_checkpoint(profile, seed, cache)  # built once, before workers could race for it
-    if jobs <= 1 and backend == "local":
-        work = [[(profile, item)] for g in groups for item in g]
+    if backend_for(backend, jobs).chained:
+        work = sorted((c for g in groups for c in chains(profile, g)), key=lambda c: -chain_cost(profile, c))
     else:
-        cut = sorted((c for g in groups for c in chains(profile, g)), key=lambda c: -chain_cost(profile, c))
-        work = [[(profile, item) for item in chain] for chain in cut]
+        work = [[item] for g in groups for item in g]
     # On Ray a run asks for its threads as CPUs; one CPU each lets Ray fill every core of a cluster.
     count = (threads or 1) if backend == "ray" else worker_threads(jobs, threads)
     return execute(work, runs, cache, jobs, count, echo, backend, address)
@@ -169,11 +158,8 @@ def summary_table(profile: Profile, runs: Path) -> pd.DataFrame:
     for task in profile.tasks:
         for method in profile.methods + profile.ablations:
             seeds = profile.seeds if method in profile.methods else profile.ablation_seeds
-            found = [
-                read_checked_run(run_dir(runs, profile.name, task, method, s)).metrics
-                for s in seeds
-                if is_complete(run_dir(runs, profile.name, task, method, s))
-            ]
+            dirs = [RunSpec(profile, method, task, s).dir(runs) for s in seeds]
+            found = [read_checked_run(d).metrics for d in dirs if is_complete(d)]
             if not found:
                 continue
             row: dict = {
@@ -202,8 +188,8 @@ def environment(profile: Profile, runs: Path) -> dict[str, Any]:
     found: dict[str, set[str]] = {}
     commits: set[str] = set()
     for group in plan(profile):
-        for method, task, seed in group:
-            path = run_dir(runs, profile.name, task, method, seed)
+        for run in group:
+            path = run.dir(runs)
             if not is_complete(path):
                 continue
             manifest = json.loads((path / "manifest.json").read_text())

@@ -35,9 +35,10 @@ import yaml
 from harness.core.config import Profile, as_dict, build_profile, check_folder_name, config_hash, set_dotted
 from harness.core.errors import HarnessError, did_you_mean
 from harness.core.registry import make_task, method_factory
-from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, must_make
-from harness.running.workers import Unit, execute
-from harness.training.stages import GrpoSettings, stage_hash
+from harness.core.runs import RunSpec
+from harness.running.reproduce import RUN_TOKENS, must_make
+from harness.running.workers import execute
+from harness.training.stages import StageSpec, stage_cost, stage_hash
 from harness.training.train import data_hash, initial_checkpoint
 
 VARIABLE_ROOTS = ("model", "data", "stages", "tasks", "eval", "match_budget")
@@ -176,51 +177,45 @@ def points(profile: Profile, sweep: Sweep) -> list[Point]:
     return found
 
 
-def _first_stage_key(unit: Unit, cache: Path) -> str | None:
+def _first_stage_key(run: RunSpec, cache: Path) -> str | None:
     """Returns the cache key of a run's first stage, or None for a run without stages."""
-    profile, (method, task, seed) = unit
-    stages = method_factory(method)(profile).stages
+    profile = run.profile
+    stages = method_factory(run.method)(profile).stages
     if not stages:
         return None
-    start = initial_checkpoint(profile, seed, cache).hash
-    return stage_hash(stages[0], start, data_hash(make_task(task, profile.tasks[task]), profile, seed))
+    start = initial_checkpoint(profile, run.seed, cache).hash
+    return stage_hash(stages[0], start, data_hash(make_task(run.task, profile.tasks[run.task]), profile, run.seed))
 
 
-def _cost(chain: Sequence[Unit]) -> int:
+def _cost(chain: Sequence[RunSpec]) -> int:
     """Returns a rough cost of a chain in sft tokens, for ordering work only (as reproduce's chain_cost)."""
-    seen: dict[str, Any] = {}
-    for profile, (method, task, _) in chain:
-        for spec in method_factory(method)(profile).stages:
-            seen[config_hash(spec, profile.model, profile.data, profile.tasks[task])] = spec.settings
-    cost = len(chain) * RUN_TOKENS
-    for s in seen.values():
-        cost += (
-            s.steps * s.prompts_per_step * s.num_generations * GRPO_EPISODE_TOKENS
-            if isinstance(s, GrpoSettings)
-            else s.tokens
-        )
-    return cost
+    seen: dict[str, StageSpec] = {}
+    for run in chain:
+        profile = run.profile
+        for spec in method_factory(run.method)(profile).stages:
+            seen[config_hash(spec, profile.model, profile.data, profile.tasks[run.task])] = spec
+    return len(chain) * RUN_TOKENS + sum(stage_cost(spec) for spec in seen.values())
 
 
 def sweep_work(
     found: Sequence[Point], runs: Path, cache: Path, echo: Callable[[str], None] = lambda _: None
-) -> list[list[Unit]]:
+) -> list[list[RunSpec]]:
     """Returns the missing or stale runs of every point as chains that share no stage, the costliest first.
 
     Runs whose first stage has the same cache key, in whichever point, form one chain: a stage the
     points share is then trained once, by one worker, and no other worker waits for it.
     """
-    chains: dict[object, list[Unit]] = {}
+    chains: dict[object, list[RunSpec]] = {}
     for point in found:
         prof = point.profile
         for seed in prof.seeds:
             for task in prof.tasks:
                 for method in prof.methods:
-                    if not must_make(prof, (method, task, seed), runs, echo):
+                    run = RunSpec(prof, method, task, seed)
+                    if not must_make(run, runs, echo):
                         continue
-                    unit: Unit = (prof, (method, task, seed))
-                    key = _first_stage_key(unit, cache) or (prof.name, method, task, seed)
-                    chains.setdefault(key, []).append(unit)
+                    key = _first_stage_key(run, cache) or (prof.name, method, task, seed)
+                    chains.setdefault(key, []).append(run)
     return sorted(chains.values(), key=lambda c: -_cost(c))
 
 

@@ -1,12 +1,15 @@
 """Where chains of runs execute: in this process, in a local pool of worker processes, or on Ray.
 
-A unit of work is one run of one profile (a sweep's points are profiles too); a chain is a list of
-units that must run in order because they share stages. Chains share no stage, so any backend may
-run them in any order and on any machine that sees the same run store and stage cache: the
-numbers of a run depend on its thread count only, never on the backend or the jobs.
+A unit of work is one run (`RunSpec`: a sweep's points are profiles too); a chain is a list of
+runs that must run in order because they share stages (harness.running.chains). Chains share no
+stage, so any backend may run them in any order and on any machine that sees the same run store
+and stage cache: the numbers of a run depend on its thread count only, never on the backend or
+the jobs.
 
-Progress (harness.core.progress) is display only: `execute` counts runs on the command's reporter,
-and each worker sends its stages' events to the parent, which draws one row per worker.
+The backends are a registry (`BACKENDS`: local, pool, ray); `--backend local` with several
+`--jobs` selects the pool. Progress (harness.core.progress) is display only: `execute` counts runs
+on the command's reporter, and each worker sends its stages' events to the parent, which draws one
+row per worker.
 """
 
 from __future__ import annotations
@@ -20,56 +23,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core import environ, progress
-from harness.core.config import Profile
 from harness.core.errors import HarnessError
-from harness.core.runs import is_complete, run_dir
-from harness.evaluation.evaluate import evaluate_run, summary_line
+from harness.core.runs import RunSpec
+from harness.running.chains import Finish, Placement, run_chain
+from harness.running.ray_backend import run_on_ray
 
-Item = tuple[str, str, int]
-"""(method, task, seed) of one run."""
-Unit = tuple[Profile, Item]
-"""One run of one profile."""
-Done = tuple[Unit, str]
-"""A finished run and its summary line."""
-BACKENDS = ("local", "ray")
 PR_SET_PDEATHSIG = 1
 """prctl(2) option: the signal a process gets when its parent dies."""
-
-
-def unit_name(unit: Unit, with_profile: bool) -> str:
-    """Returns "<method> on <task> seed <k>", followed by "at <profile>" when several profiles share the work."""
-    profile, (method, task, seed) = unit
-    return f"{method} on {task} seed {seed}" + (f" at {profile.name}" if with_profile else "")
-
-
-def first_missing(chain: Sequence[Unit], runs: Path) -> Unit:
-    """Returns the first run of a chain without its metrics.json (the one a dead worker was making)."""
-    for unit in chain:
-        profile, (method, task, seed) = unit
-        if not is_complete(run_dir(runs, profile.name, task, method, seed)):
-            return unit
-    return chain[-1]
-
-
-def run_chain(chain: Sequence[Unit], runs: Path, cache: Path, with_profile: bool = False) -> list[Done]:
-    """Trains and evaluates a chain's runs in order; returns each run's summary line.
-
-    A failing run raises HarnessError naming it, with the first line of its error.
-    """
-    done = []
-    for unit in chain:
-        profile, (method, task, seed) = unit
-        try:
-            _, metrics = evaluate_run(method, task, profile, seed, cache, runs)
-        except Exception as exc:
-            line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise HarnessError(f"{unit_name(unit, with_profile)} failed: {line}") from None
-        done.append((unit, summary_line(metrics)))
-    return done
 
 
 def _die_with_parent(parent: int) -> None:
@@ -106,8 +71,32 @@ def _start_worker(threads: int, events: Any, counter: Any, parent: int) -> None:
     os.close(quiet)
 
 
+def _run_here(work: Sequence[Sequence[RunSpec]], runs: Path, cache: Path, place: Placement, finish: Finish) -> None:
+    """Runs every chain in this process, one after the other."""
+    for chain in work:
+        for spec, line in run_chain(chain, runs, cache, place.with_profile):
+            finish(spec, line)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where chains of runs execute, and whether the runs are cut into chains that share no stage first."""
+
+    name: str
+    run: Callable[[Sequence[Sequence[RunSpec]], Path, Path, Placement, Finish], None]
+    chained: bool
+    """False: each run is its own unit, in plan order (one process needs no chains)."""
+
+
+def backend_for(name: str, jobs: int) -> Backend:
+    """Returns the backend `--backend name` with `--jobs jobs` selects; HarnessError for an unknown name."""
+    if name not in CHOSEN:
+        raise HarnessError(f"unknown backend {name!r} (known: {', '.join(CHOSEN)})")
+    return BACKENDS[CHOSEN[name](jobs)]
+
+
 def execute(
-    work: Sequence[Sequence[Unit]],
+    work: Sequence[Sequence[RunSpec]],
     runs: Path,
     cache: Path,
     jobs: int,
@@ -119,63 +108,45 @@ def execute(
     """Runs every chain of `work` (costliest first) and echoes one line per finished run; returns the run count.
 
     `local` with `jobs` 1 runs in this process; with more, `jobs` spawned worker processes at `threads`
-    torch threads take the chains. `ray` makes each chain a Ray task asking for `threads` CPUs, on a
-    local Ray or the cluster at `address`. A failed run ends the call with one HarnessError naming it;
-    the runs finished before it stay in the store, so a rerun resumes.
+    torch threads take the chains (the `pool` backend). `ray` makes each chain a Ray task asking for
+    `threads` CPUs, on a local Ray or the cluster at `address`. A failed run ends the call with one
+    HarnessError naming it; the runs finished before it stay in the store, so a rerun resumes.
     """
-    if backend not in BACKENDS:
-        raise HarnessError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    chosen = backend_for(backend, jobs)
     total = sum(len(c) for c in work)
-    with_profile = len({unit[0].name for chain in work for unit in chain}) > 1
+    with_profile = len({spec.profile.name for chain in work for spec in chain}) > 1
     done = [0]
     started = time.time()
     reporter = progress.active()
     reporter.start_runs(total)
 
-    def finish(unit: Unit, line: str, where: str = "") -> None:
+    def finish(spec: RunSpec, line: str, where: str = "") -> None:
         done[0] += 1
         reporter.finish_run()
         elapsed = time.time() - started
-        echo(f"[{done[0]}/{total}] {unit_name(unit, with_profile)}: {line} ({elapsed:.0f} s){where}")
+        echo(f"[{done[0]}/{total}] {spec.title(with_profile)}: {line} ({elapsed:.0f} s){where}")
 
-    if backend == "ray":
-        from harness.running.ray_backend import run_on_ray
-
-        run_on_ray(work, runs, cache, threads, address, with_profile, finish)
-    elif jobs <= 1:
-        for chain in work:
-            for unit, line in run_chain(chain, runs, cache, with_profile):
-                finish(unit, line)
-    else:
-        _run_pool(work, runs, cache, jobs, threads, with_profile, finish)
+    chosen.run(work, runs, cache, Placement(jobs, threads, address, with_profile), finish)
     return total
 
 
-def _run_pool(
-    work: Sequence[Sequence[Unit]],
-    runs: Path,
-    cache: Path,
-    jobs: int,
-    threads: int,
-    with_profile: bool,
-    finish: Callable[[Unit, str], None],
-) -> None:
-    """Runs the chains in `jobs` spawned worker processes (torch imported once per worker).
+def _run_pool(work: Sequence[Sequence[RunSpec]], runs: Path, cache: Path, place: Placement, finish: Finish) -> None:
+    """Runs the chains in `place.jobs` spawned worker processes (torch imported once per worker).
 
     The workers' stage events come back on a queue, drawn by a thread of this process as they arrive.
     """
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     drawing = progress.forward_events(events, progress.active())
-    initargs = (threads, events, context.Value("i", 0), os.getpid())
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=initargs)
+    initargs = (place.threads, events, context.Value("i", 0), os.getpid())
+    pool = ProcessPoolExecutor(place.jobs, mp_context=context, initializer=_start_worker, initargs=initargs)
     try:
         with pool:
-            futures = [pool.submit(run_chain, chain, runs, cache, with_profile) for chain in work]
+            futures = [pool.submit(run_chain, chain, runs, cache, place.with_profile) for chain in work]
             try:
                 for future in as_completed(futures):
-                    for unit, line in future.result():
-                        finish(unit, line)
+                    for spec, line in future.result():
+                        finish(spec, line)
             except BrokenProcessPool:
                 raise HarnessError(
                     "a reproduce worker process died (killed, or out of memory); rerun to resume; "
@@ -190,3 +161,13 @@ def _run_pool(
         events.cancel_join_thread()
         events.put(None)
         drawing.join(timeout=10)
+
+
+BACKENDS = {
+    "local": Backend("local", _run_here, chained=False),
+    "pool": Backend("pool", _run_pool, chained=True),
+    "ray": Backend("ray", run_on_ray, chained=True),
+}
+"""The backends by name. A new one is a function of (work, runs, cache, placement, finish) and an entry here."""
+CHOSEN = {"local": lambda jobs: "pool" if jobs > 1 else "local", "ray": lambda jobs: "ray"}
+"""What each `--backend` selects, given `--jobs`: a local run with several jobs is the pool."""

@@ -1,9 +1,10 @@
 """One stage over several processes or devices: `accelerate launch` runs it data-parallel (DDP).
 
 With `--launcher accelerate` the harness process itself stays single: it builds the data, holds
-the stage's lock, evaluates and writes runs. For a stage it has to train it writes the job
-(`<hash>.partial/launch-machine<k>.pkl`) and runs `accelerate launch -m harness.training.distributed JOB`,
-whose processes each train the stage on their share of every batch; process 0 alone writes
+the stage's lock, evaluates and writes runs. For a stage it has to train it writes the job (a
+pickled StageJob, `<hash>.partial/launch-machine<k>.pkl`) and runs `accelerate launch -m
+harness.training.launched JOB`, whose processes each train the stage on their share of every
+batch; process 0 alone writes
 log.jsonl, the TRL checkpoints' shared files and the finished stage. The launcher's settings
 travel in the environment variable HARNESS_LAUNCHER (json), so that `reproduce --jobs N`
 workers launch their stages the same way.
@@ -29,6 +30,8 @@ from typing import Any
 
 from harness.core import environ, progress
 from harness.core.errors import HarnessError
+from harness.training.job import StageJob
+from harness.training.stages import StageSpec, stage_kind
 
 _LAUNCHED = False
 """Whether this process is one of a launch's training processes (set by `main`)."""
@@ -134,15 +137,12 @@ def barrier() -> None:
         dist.barrier()
 
 
-def check_split(settings: Any, processes: int, stage: str) -> None:
+def check_split(spec: StageSpec, processes: int) -> None:
     """Raises HarnessError, before any launch, when a stage's batch does not split evenly over `processes`."""
-    if hasattr(settings, "batch_size"):
-        total, what = settings.batch_size, "batch_size"
-    else:
-        total, what = settings.prompts_per_step * settings.num_generations, "prompts_per_step * num_generations"
+    total, what = stage_kind(spec.kind).step_batch(spec.settings)
     if total % processes:
         raise HarnessError(
-            f"stage {stage}: {what} = {total} does not split evenly over {processes} processes "
+            f"stage {spec.name}: {what} = {total} does not split evenly over {processes} processes "
             "(each process takes an equal share of every batch)"
         )
 
@@ -153,7 +153,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Asks the kernel to SIGKILL this process when its parent dies (Linux), so no rank outlives a killed run."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -175,11 +175,11 @@ def launch_command(launcher: Launcher, job: Path, threads: int) -> list[str]:
         command += ["--num_processes", str(n), "--num_machines", "1", "--mixed_precision", "no"]
         command += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
         command += ["--multi_gpu"] if n > 1 else []
-    command += ["--num_cpu_threads_per_process", str(threads), "-m", "harness.training.distributed", str(job)]
+    command += ["--num_cpu_threads_per_process", str(threads), "-m", "harness.training.launched", str(job)]
     return command
 
 
-def launch(job: dict[str, Any], work: Path, launcher: Launcher, what: str) -> None:
+def launch(job: StageJob, work: Path, launcher: Launcher, what: str) -> None:
     """Trains a stage under `accelerate launch`; returns when every process has ended well, else HarnessError.
 
     Each process runs at this process's torch thread count.
@@ -187,16 +187,15 @@ def launch(job: dict[str, Any], work: Path, launcher: Launcher, what: str) -> No
     import torch
 
     threads = torch.get_num_threads()
-    job = {**job, "threads": threads}
     path = work / f"launch-machine{launcher.machine_rank()}.pkl"
     with path.open("wb") as handle:
-        pickle.dump(job, handle)
+        pickle.dump({"job": job, "threads": threads}, handle)
     # The launched processes import torch first thing: the numeric pin must be in their environment already.
     env = {**os.environ, **environ.harness_env(os.environ), "OMP_NUM_THREADS": str(threads)}
     sys.stdout.flush()
     sys.stderr.flush()
     with progress.active().handover():  # process 0 prints the stage's progress lines itself
-        code = subprocess.run(launch_command(launcher, path, threads), env=env, preexec_fn=_die_with_parent).returncode
+        code = subprocess.run(launch_command(launcher, path, threads), env=env, preexec_fn=die_with_parent).returncode
     if code != 0:
         raise HarnessError(
             f"the {launcher.total_processes()} processes training {what} ended with exit code {code} "
@@ -204,26 +203,7 @@ def launch(job: dict[str, Any], work: Path, launcher: Launcher, what: str) -> No
         )
 
 
-def main(job_path: str) -> None:
-    """Entry point of every launched process: trains the job's stage; process 0 writes it."""
+def mark_launched() -> None:
+    """Marks this process as one of a launch's training processes (`launched` then returns True)."""
     global _LAUNCHED
-    _die_with_parent()
     _LAUNCHED = True
-    import torch
-
-    with open(job_path, "rb") as handle:
-        job = pickle.load(handle)
-    torch.set_num_threads(job["threads"])
-    progress.use(progress.launched_reporter())
-    from harness.training.train import fit_and_save
-
-    fit_and_save(**job["stage"])
-    # Machines other than the first go on to the next stage only once process 0 has written this one.
-    barrier()
-
-
-if __name__ == "__main__":
-    # Run with -m, this file is __main__: the flag `launched` reads lives in the module the stages import.
-    from harness.training import distributed as imported
-
-    imported.main(sys.argv[1])

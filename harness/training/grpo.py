@@ -4,7 +4,8 @@ GRPOTrainer hands each step's prompts to `rollout_func`, which plays whole episo
 batched agent loop and returns the prompt ids, the completion ids (agent turns and observations
 interleaved), the sampling log-probabilities, and `env_mask` (1 = the model wrote the token,
 0 = the world did) so that observations are never trained on. Per-episode rewards travel as
-extra fields to the reward functions, which TRL weights with `reward_weights`.
+extra fields to the reward functions, which TRL weights with `reward_weights`: each `Reward` of
+`stage_rewards` holds its name, its weight and its function together.
 Every logged step in log.jsonl also says where its time went (StepClock): generation, the world
 and rewards, and the rest of the step (scoring passes, loss, backward and the optimizer), and what
 the step's rollouts were like on the train side (RolloutStats): success, format rate and mean p.
@@ -16,31 +17,26 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from datasets import Dataset
-from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core.traces import ForesightBlock, ParseError
+from harness.data.rl_pool import rl_pool
 from harness.training import distributed
+from harness.training.callbacks import CheckpointManifest, JsonlLog, RlTags, StageProgress, StepClock, StepFaults
+from harness.training.job import StageJob
+from harness.training.models import stop_token_ids
 from harness.training.p_sampling import PTemperatureGRPOTrainer, p_token_ids, p_value_mask
 from harness.training.rewards import calibration_reward, fidelity_reward, scored_turns, success_reward
-from harness.training.sft import (
-    CheckpointManifest,
-    JsonlLog,
-    StageProgress,
-    StepFaults,
-    board_callback,
-    read_log,
-    resume_point,
-    trainer_args,
-)
 from harness.training.stages import GrpoSettings
+from harness.training.work_folder import board_callback, read_log, resume_point, trainer_args
 from tasks.base import Task
 
 SALT_RL = 404
@@ -48,45 +44,6 @@ TRACE_ENV = "HARNESS_ROLLOUT_TRACE"
 """If set, a folder where every rollout call writes what it played and returned (for tests)."""
 # rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Methods and stages').
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-
-
-class StepClock(TrainerCallback):
-    """Times each optimizer step and splits it: generation, environment and rewards, the rest.
-
-    The rollout function reports the first two (`add`); the rest of the step is TRL's scoring
-    forward passes (old and reference log-probabilities), the loss, the backward pass and the
-    AdamW step, reported as `time/optimizer_s`. `pop` gives the per-step means since its last call.
-    """
-
-    def __init__(self) -> None:
-        self.started: float | None = None
-        self.parts = {"generation_s": 0.0, "env_rewards_s": 0.0}
-        self.totals: dict[str, float] = {}
-        self.steps = 0
-
-    def add(self, generation_s: float, env_rewards_s: float) -> None:
-        self.parts["generation_s"] += generation_s
-        self.parts["env_rewards_s"] += env_rewards_s
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.started is None:
-            return
-        step_s = time.perf_counter() - self.started
-        parts = {**self.parts, "step_s": step_s, "optimizer_s": step_s - sum(self.parts.values())}
-        for key, value in parts.items():
-            self.totals[key] = self.totals.get(key, 0.0) + value
-        self.steps += 1
-        self.started, self.parts = None, dict.fromkeys(self.parts, 0.0)
-
-    def pop(self) -> dict[str, float]:
-        """Returns {"time/<part>_s": mean seconds per step} over the steps since the last call."""
-        means = {f"time/{k}": round(v / self.steps, 4) for k, v in self.totals.items()} if self.steps else {}
-        self.totals, self.steps = {}, 0
-        return means
 
 
 class RolloutStats:
@@ -147,44 +104,6 @@ def _first_p(episode: AgentEpisode) -> float | None:
     if episode.turns and isinstance(episode.turns[0].parsed, ForesightBlock):
         return episode.turns[0].parsed.p
     return None
-
-
-class RlTags(TrainerCallback):
-    """Adds the GRPO stage's namespaced TensorBoard tags (`rl/reward/<name>`, `rl/time/<part>_s`, `rl/rollout/...`).
-
-    The trainer's own TensorBoardCallback (`report_to`) writes every log under `train/`; these tags
-    go through that callback's writer at the same step. The step timings and rollout numbers are
-    popped from the clock and the stats here, once per log, and kept in `extra` for log.jsonl.
-    """
-
-    def __init__(self, clock: StepClock, stats: RolloutStats) -> None:
-        self.clock = clock
-        self.stats = stats
-        self.extra: dict[str, float] = {}
-        self.board: Any = None
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not logs:  # as JsonlLog: an empty log leaves the timings and episodes to the next one
-            return
-        self.extra = {**self.clock.pop(), **self.stats.pop()}
-        writer = getattr(self.board, "tb_writer", None)
-        if writer is None:  # a data-parallel process other than 0 writes no events
-            return
-        for tag, value in rl_tags(logs, self.extra).items():
-            writer.add_scalar(tag, value, state.global_step)
-        writer.flush()
-
-
-def rl_tags(logs: dict[str, Any], extra: dict[str, float]) -> dict[str, float]:
-    """Returns the rl/ tags of one GRPO log: total and per-function rewards, completion length, step
-    timings (`time/...` as `rl/time/...`) and the rollouts' own numbers (`train/...` as `rl/rollout/...`)."""
-    tags = {"rl/reward/total": logs.get("reward"), "rl/completion/mean_length": logs.get("completions/mean_length")}
-    for key, value in logs.items():
-        if key.startswith("rewards/") and key.endswith("/mean"):
-            tags[f"rl/reward/{key.split('/')[1]}"] = value
-    for key, value in extra.items():
-        tags["rl/" + (f"rollout/{key.removeprefix('train/')}" if key.startswith("train/") else key)] = value
-    return {tag: float(value) for tag, value in tags.items() if isinstance(value, int | float)}
 
 
 def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, stream: int = 0) -> dict[str, list[float]]:
@@ -294,17 +213,44 @@ def make_rollout_func(
     return rollout_func
 
 
+@dataclass(frozen=True)
+class Reward:
+    """One reward TRL weighs into the total: its name (a field of every rollout, and the log's
+    `rewards/<name>/mean`), its weight, and the reward function that reads the field."""
+
+    name: str
+    weight: float
+    fn: Callable[..., list[float]]
+
+
+def stage_rewards(settings: GrpoSettings) -> list[Reward]:
+    """Returns the weighted rewards of a grpo stage: success at `lambda_success`, calibration at `lambda_cal`
+    and fidelity at `lambda_fid`; a reward at weight 0 is left out, but success, so that TRL logs train-side
+    success. What each scores: `episode_rewards`."""
+    weighted = (
+        ("success", settings.lambda_success),
+        ("calibration", settings.lambda_cal),
+        ("fidelity", settings.lambda_fid),
+    )
+    return [Reward(name, weight, _field_reward(name)) for name, weight in weighted if weight or name == "success"]
+
+
+def fit_grpo(job: StageJob, model: Any, tokenizer: Any, task: Task) -> dict[str, Any]:
+    """Returns the stats of a grpo stage after training `model` in place on its prompt pool (harness.data.rl_pool)."""
+    assert isinstance(job.spec.settings, GrpoSettings)
+    pool = rl_pool(task, job.seed, job.spec.settings.heldout_like_share)
+    stats = train_grpo(model, tokenizer, task, job, pool.instances, pool.heldout_like_ids, pool.prompt_rows(task))
+    if pool.wanted:
+        stats["pool"] = pool.summary()
+    return stats
+
+
 def train_grpo(
     model: Any,
     tokenizer: Any,
     task: Task,
+    job: StageJob,
     instances: Sequence[Any],
-    fmt: str,
-    settings: GrpoSettings,
-    work_dir: Path,
-    seed: int,
-    label: str,
-    stop_ids: list[int],
     heldout_like: frozenset[str] = frozenset(),
     prompt_rows: Sequence[str] | None = None,
 ) -> dict[str, Any]:
@@ -313,27 +259,13 @@ def train_grpo(
     `heldout_like` names the instances of the pool that are held-out-like (harness/data/rl_pool.py),
     whose train-side success the log shows apart; `prompt_rows` is the prompt set GRPO samples
     from (default: each distinct prompt of `instances` once)."""
-    # Success stays a reward function even at weight 0, so that TRL logs train-side success.
-    names = ["success"] + [n for n, w in (("calibration", settings.lambda_cal), ("fidelity", settings.lambda_fid)) if w]
-    weights = {"success": settings.lambda_success, "calibration": settings.lambda_cal, "fidelity": settings.lambda_fid}
+    settings, work_dir = job.spec.settings, job.work
+    assert isinstance(settings, GrpoSettings)
+    rewards = stage_rewards(settings)
     if prompt_rows is None:
         prompt_rows = sorted({task.prompt(task.reset(inst)) for inst in instances})
     prompts = list(prompt_rows)
-    batch = settings.prompts_per_step * settings.num_generations
-    args = GRPOConfig(
-        max_steps=settings.steps,
-        per_device_train_batch_size=distributed.per_process(batch, "prompts_per_step * num_generations"),
-        num_generations=settings.num_generations,
-        steps_per_generation=1,  # rollout_func numbers its calls by the optimizer step
-        learning_rate=settings.lr,
-        temperature=settings.temperature,
-        beta=settings.beta,
-        scale_rewards=settings.scale_rewards,
-        max_completion_length=4096,
-        reward_weights=[weights[n] for n in names],
-        logging_steps=1,
-        **trainer_args(work_dir, settings.save_every, seed),
-    )
+    args = grpo_config(settings, rewards, work_dir, job.seed)
     log_path = work_dir / "log.jsonl"
     checkpoint = resume_point(work_dir)
     clock, stats = StepClock(), RolloutStats(heldout_like)
@@ -344,18 +276,21 @@ def train_grpo(
         marker, values = p_token_ids(tokenizer)
         trainer_class = PTemperatureGRPOTrainer
         extra = {"p_temperature": settings.p_temperature, "marker": marker, "values": values}
+    stop_ids = stop_token_ids(tokenizer)
     trainer = trainer_class(
         model=model,
-        reward_funcs=[_field_reward(n) for n in names],
+        reward_funcs=[r.fn for r in rewards],
         args=args,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
-        rollout_func=make_rollout_func(task, instances, tokenizer, fmt, settings, seed, stop_ids, clock, stats),
+        rollout_func=make_rollout_func(
+            task, instances, tokenizer, job.spec.fmt, settings, job.seed, stop_ids, clock, stats
+        ),
         callbacks=[
             clock,
             tags,
             JsonlLog(log_path, extra=lambda: tags.extra),
-            StageProgress(label),
+            StageProgress(job.label),
             StepFaults("grpo"),
             CheckpointManifest(),
         ],
@@ -364,7 +299,30 @@ def train_grpo(
     tags.board = board_callback(trainer, work_dir)
     trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
-    records = read_log(log_path)
+    return _grpo_stats(settings, trainer, read_log(log_path))
+
+
+def grpo_config(settings: GrpoSettings, rewards: Sequence[Reward], work_dir: Path, seed: int) -> GRPOConfig:
+    """Returns the GRPOConfig of a grpo stage, its rewards weighted as `rewards` says."""
+    batch = settings.prompts_per_step * settings.num_generations
+    return GRPOConfig(
+        max_steps=settings.steps,
+        per_device_train_batch_size=distributed.per_process(batch, "prompts_per_step * num_generations"),
+        num_generations=settings.num_generations,
+        steps_per_generation=1,  # rollout_func numbers its calls by the optimizer step
+        learning_rate=settings.lr,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        scale_rewards=settings.scale_rewards,
+        max_completion_length=4096,
+        reward_weights=[r.weight for r in rewards],
+        logging_steps=1,
+        **trainer_args(work_dir, settings.save_every, seed),
+    )
+
+
+def _grpo_stats(settings: GrpoSettings, trainer: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Returns a trained grpo stage's steps, tokens seen and first and last logged reward."""
     rewards = [r["reward"] for r in records if "reward" in r]
     return {
         "steps": settings.steps,

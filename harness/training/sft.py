@@ -8,7 +8,6 @@ The step budget comes from a token budget, so methods can be compared at matched
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Callable
@@ -16,101 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import Dataset
-from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from harness.agent import encode_segments
-from harness.core import faults, progress
+from harness.agent import chat_prompt, encode_segments
 from harness.core.errors import HarnessError
-from harness.core.store import atomic_write_text
-from harness.training import distributed, resume
+from harness.training import distributed
+from harness.training.callbacks import CheckpointManifest, JsonlLog, StageProgress, StepFaults
+from harness.training.job import StageJob
 from harness.training.p_smoothing import loss_function, p_token_ids
-from harness.training.stages import BOARD_DIR, SftSettings
+from harness.training.stages import SftSettings
+from harness.training.work_folder import board_callback, read_log, resume_point, trainer_args
+from tasks.base import Task
 
 SALT_ORDER = 808
 """Salt of the stream that orders length-grouped SFT batches."""
-
-
-class JsonlLog(TrainerCallback):
-    """Appends every trainer log (loss, reward, tokens seen) as one json line.
-
-    `extra`, if given, is called at each log for more fields (the GRPO stage's step timings).
-    """
-
-    def __init__(self, path: Path, extra: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.path = path
-        self.extra = extra
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not logs or not state.is_world_process_zero:  # data-parallel: process 0 writes the log
-            return
-        extra = self.extra() if self.extra else {}
-        record = {"step": state.global_step, "tokens_seen": state.num_input_tokens_seen, **logs, **extra}
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-class StageProgress(TrainerCallback):
-    """Reports a stage's step of total, tokens seen and latest loss or reward to the progress display.
-
-    In a data-parallel stage only process 0 reports (as only it writes log.jsonl).
-    """
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            progress.active().start_stage(self.label, state.max_steps, state.global_step)
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:
-            return
-        logs = logs or {}
-        shown = " ".join(f"{k} {logs[k]:.3f}" for k in ("loss", "reward") if isinstance(logs.get(k), float))
-        # GRPO counts its tokens in its own `num_tokens` log; SFT in the trainer state.
-        tokens = logs.get("num_tokens") or state.num_input_tokens_seen or None
-        progress.active().advance_stage(state.global_step, int(tokens) if tokens else None, shown)
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            progress.active().end_stage()
-
-
-class StepFaults(TrainerCallback):
-    """Passes the fault-injection point `<kind>-step` at the end of every optimizer step (harness.core.faults)."""
-
-    def __init__(self, kind: str) -> None:
-        self.point = f"{kind}-step"
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        faults.point(self.point)
-
-
-class CheckpointManifest(TrainerCallback):
-    """Writes each TRL checkpoint's manifest once it is complete, then removes the older ones (harness.training.resume).
-
-    The Trainer's own rotation (`save_total_limit`) is off: it removes the previous checkpoint
-    before `on_save`, so a kill before the manifest was written would leave no checkpoint to resume.
-    """
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        folder = Path(args.output_dir) / f"{resume.PREFIX}{state.global_step}"
-        distributed.barrier()  # data-parallel: every process has written its rng_state_<rank>.pth
-        faults.point("checkpoint-save")
-        if state.is_world_process_zero:
-            resume.write_manifest(folder)
-            resume.prune(folder.parent, folder)
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """Returns the records of a stage's log.jsonl; none in a process other than 0, which never writes it."""
-    if distributed.rank() != 0:
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def tokenize_rows(
@@ -157,86 +77,6 @@ def p_loss(tokenizer: Any, data: Dataset, amount: float, full_loss: bool) -> Any
     return None  # no p in these rows (react's D_expert): the trainer's own loss, the same bytes as before
 
 
-def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
-    """Returns the TrainingArguments every stage shares: CPU-safe, seeded, resumable, reporting to TensorBoard.
-
-    A resumed stage adds a new event file beside the killed process's one; TensorBoard drops the
-    killed process's steps past the checkpoint when the resumed one logs them again.
-    """
-    return {
-        "output_dir": str(work_dir),
-        "save_steps": save_every,
-        "save_total_limit": None,  # CheckpointManifest removes the older checkpoints once the new one is verified
-        "report_to": ["tensorboard"],
-        # On a machine with a GPU the trainers use it (the paper profile); CPU runs are unchanged.
-        "use_cpu": not torch.cuda.is_available(),
-        "gradient_checkpointing": False,
-        "bf16": False,
-        "seed": seed,
-        "data_seed": seed,
-        "dataloader_num_workers": 0,
-        "disable_tqdm": True,
-        # Every parameter takes part in each forward pass: DDP need not search for unused ones.
-        **({"ddp_find_unused_parameters": False} if distributed.launched() else {}),
-    }
-
-
-def board_callback(trainer: Any, work_dir: Path) -> Any:
-    """Returns the trainer's own TensorBoardCallback (added by `report_to`), set to write into `work_dir/tensorboard`.
-
-    transformers 5 dropped `logging_dir` from TrainingArguments; its callback reads the folder from
-    its `logging_dir` attribute (else `TENSORBOARD_LOGGING_DIR`, else a dated folder) when training begins.
-    """
-    from transformers.integrations import TensorBoardCallback
-
-    board = next(c for c in trainer.callback_handler.callbacks if isinstance(c, TensorBoardCallback))
-    board.logging_dir = str(work_dir / BOARD_DIR)
-    return board
-
-
-def latest_checkpoint(work_dir: Path) -> str | None:
-    """Returns the newest complete TRL checkpoint directory in `work_dir`, if an interrupted run left one.
-
-    The Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint whose
-    trainer_state.json is missing or cut short was being written when the process died; the
-    previous one (kept until the new one has its manifest, see CheckpointManifest) is used instead.
-    The stage's caller has dropped the checkpoints that fail their manifest (resume.drop_damaged).
-    """
-    found = []
-    for path in work_dir.glob("checkpoint-*"):
-        step = path.name.removeprefix("checkpoint-")
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if step.isdigit():
-            found.append((int(step), path))
-    return str(max(found)[1]) if found else None
-
-
-def resume_point(work_dir: Path) -> str | None:
-    """Returns the checkpoint to resume from (or None), after cutting log.jsonl back to that checkpoint.
-
-    Lines logged after the checkpoint by the killed process are logged again by the resumed one,
-    and so is the summary line that ends a training run (`train_loss`, ...); a line cut short
-    by the kill is dropped. The log then reads as if training had never stopped.
-    """
-    checkpoint = latest_checkpoint(work_dir)
-    log = work_dir / "log.jsonl"
-    if log.exists() and distributed.rank() == 0:
-        step = int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
-        kept = []
-        for line in log.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("step", 0) <= step and "train_loss" not in record:
-                kept.append(line + "\n")
-        atomic_write_text(log, "".join(kept))
-    return checkpoint
-
-
 def length_grouped_order(
     lengths: list[int], batch_size: int, steps: int, rng: np.random.Generator, group: int = 50
 ) -> list[int]:
@@ -264,21 +104,53 @@ def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> l
 
 
 def train_sft(
-    model: Any,
-    tokenizer: Any,
-    rows: Dataset,
-    settings: SftSettings,
-    full_loss: bool,
-    work_dir: Path,
-    seed: int,
-    label: str,
-    render: Callable[[str], str] | None = None,
+    model: Any, tokenizer: Any, job: StageJob, full_loss: bool = False, render: Callable[[str], str] | None = None
 ) -> dict[str, Any]:
-    """Trains `model` in place on `rows`; returns steps, tokens seen and first/last loss."""
-    data = tokenize_rows(rows, tokenizer, full_loss, settings.max_length, render)
+    """Trains `model` in place on `job.rows`; returns steps, tokens seen and first/last loss.
+
+    `full_loss`: every token is a target (wm-amt); `render` as in `tokenize_rows`.
+    """
+    settings, work_dir = job.spec.settings, job.work
+    assert isinstance(settings, SftSettings)
+    data = tokenize_rows(job.rows, tokenizer, full_loss, settings.max_length, render)
     mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
-    args = SFTConfig(
+    args = sft_config(settings, steps, work_dir, job.seed)
+    log_path = work_dir / "log.jsonl"
+    checkpoint = resume_point(work_dir)
+    if settings.group_by_length:
+        lengths = [len(ids) for ids in data["input_ids"]]
+        data = data.select(stage_order(lengths, settings.batch_size, steps, job.seed))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
+        callbacks=[
+            JsonlLog(log_path),
+            StageProgress(job.label),
+            StepFaults("wm-amt" if full_loss else "sft"),
+            CheckpointManifest(),
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)
+    board_callback(trainer, work_dir)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    records = read_log(log_path)
+    losses = [r["loss"] for r in records if "loss" in r]
+    return {
+        "steps": steps,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+    }
+
+
+def sft_config(settings: SftSettings, steps: int, work_dir: Path, seed: int) -> SFTConfig:
+    """Returns the SFTConfig of an sft or wm-amt stage of `steps` optimizer steps."""
+    return SFTConfig(
         max_steps=steps,
         per_device_train_batch_size=distributed.per_process(settings.batch_size, "batch_size"),
         learning_rate=settings.lr,
@@ -298,33 +170,19 @@ def train_sft(
         train_sampling_strategy="sequential" if settings.group_by_length else "random",
         **trainer_args(work_dir, settings.save_every, seed),
     )
-    log_path = work_dir / "log.jsonl"
-    checkpoint = resume_point(work_dir)
-    if settings.group_by_length:
-        lengths = [len(ids) for ids in data["input_ids"]]
-        data = data.select(stage_order(lengths, settings.batch_size, steps, seed))
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        compute_loss_func=p_loss(tokenizer, data, settings.p_smoothing, full_loss),
-        callbacks=[
-            JsonlLog(log_path),
-            StageProgress(label),
-            StepFaults("wm-amt" if full_loss else "sft"),
-            CheckpointManifest(),
-        ],
-    )
-    trainer.remove_callback(PrinterCallback)
-    board_callback(trainer, work_dir)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    records = read_log(log_path)
-    losses = [r["loss"] for r in records if "loss" in r]
-    return {
-        "steps": steps,
-        "tokens_seen": int(trainer.state.num_input_tokens_seen),
-        "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
-        "first_loss": losses[0] if losses else None,
-        "last_loss": losses[-1] if losses else None,
-    }
+
+
+def fit_agentic(job: StageJob, model: Any, tokenizer: Any, task: Task) -> dict[str, Any]:
+    """Returns the stats of an sft stage (loss on the agent's tokens) after training `model` in place."""
+    render = None
+    if getattr(tokenizer, "chat_template", None):
+        # A chat model trains on prompts rendered as the agent loop shows them (harness.agent.chat_prompt).
+        def render(prompt: str) -> str:
+            return chat_prompt(tokenizer, task, job.spec.fmt, prompt)
+
+    return train_sft(model, tokenizer, job, False, render)
+
+
+def fit_full_text(job: StageJob, model: Any, tokenizer: Any, task: Task) -> dict[str, Any]:
+    """Returns the stats of a wm-amt stage (the full language-model loss on whole texts) after training `model`."""
+    return train_sft(model, tokenizer, job, True)

@@ -16,18 +16,19 @@ process says in one line that its other files are not checked.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core.config import as_dict, build_dataclass, config_hash, doc
+from harness.core.errors import HarnessError
 from harness.core.traces import FORMAT_VERSION
 
-STAGE_KINDS = ("sft", "wm-amt", "grpo")
-"""sft: agentic SFT, loss on agent tokens; wm-amt: full LM loss on text; grpo: RL through our agent loop."""
 DATA_RECIPES = ("expert", "look", "world", "world:<tokens>+look:<tokens>", "prompts")
 """What a stage trains on; the mixed recipe names the tokens it draws from each corpus."""
 BOARD_DIR = "tensorboard"
@@ -126,12 +127,92 @@ class StageSpec:
     settings: SftSettings | GrpoSettings
 
 
+GRPO_EPISODE_TOKENS = 250
+"""Cost of one GRPO episode in sft tokens, for ordering work only (measured: a 20-step, 640-episode
+fc-rl stage takes about as long as 160k sft tokens on the default model)."""
+
+
+def _sft_cost(settings: SftSettings) -> int:
+    return settings.tokens
+
+
+def _grpo_cost(settings: GrpoSettings) -> int:
+    return settings.steps * settings.prompts_per_step * settings.num_generations * GRPO_EPISODE_TOKENS
+
+
+def _sft_budget(settings: SftSettings) -> str:
+    return f"{settings.tokens} tokens"
+
+
+def _grpo_budget(settings: GrpoSettings) -> str:
+    return f"{settings.steps} steps"
+
+
+def _sft_batch(settings: SftSettings) -> tuple[int, str]:
+    return settings.batch_size, "batch_size"
+
+
+def _grpo_batch(settings: GrpoSettings) -> tuple[int, str]:
+    return settings.prompts_per_step * settings.num_generations, "prompts_per_step * num_generations"
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """A kind of stage: its settings class, what it trains on, its batch per optimizer step and its trainer."""
+
+    name: str
+    settings: type[SftSettings] | type[GrpoSettings]
+    plays_episodes: bool
+    """True: it plays episodes of the task's prompts itself (grpo builds its prompt pool in every process;
+    its log has the RL step numbers); False: it trains on the rows of its data recipe (`stage_rows`)."""
+    step_batch: Callable[[Any], tuple[int, str]]
+    """(sequences per optimizer step, the settings that make it), split evenly over a launch's processes."""
+    cost: Callable[[Any], int]
+    """A rough cost of a stage in sft tokens, for ordering work only (harness.running)."""
+    budget: Callable[[Any], str]
+    """The stage's budget in words, as `harness methods list` shows it ("200000 tokens", "20 steps")."""
+    fit: str
+    """`module:function` that trains a stage of the kind, `fit(job, model, tokenizer, task) -> stats`; imported
+    only when a stage trains (TRL is slow to import)."""
+
+    def trainer(self) -> Callable[..., dict[str, Any]]:
+        """Returns the kind's fit function, importing its module."""
+        module, _, function = self.fit.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+KINDS = {
+    kind.name: kind
+    for kind in (
+        StageKind("sft", SftSettings, False, _sft_batch, _sft_cost, _sft_budget, "harness.training.sft:fit_agentic"),
+        StageKind(
+            "wm-amt", SftSettings, False, _sft_batch, _sft_cost, _sft_budget, "harness.training.sft:fit_full_text"
+        ),
+        StageKind("grpo", GrpoSettings, True, _grpo_batch, _grpo_cost, _grpo_budget, "harness.training.grpo:fit_grpo"),
+    )
+}
+"""The stage kinds: sft (agentic SFT, loss on agent tokens), wm-amt (full LM loss on text), grpo (RL through
+our agent loop). A new kind is a trainer module with its fit function and one entry here."""
+
+
+def stage_kind(name: str) -> StageKind:
+    """Returns the registered stage kind `name`; HarnessError for an unknown one."""
+    if name not in KINDS:
+        raise HarnessError(f"unknown stage kind {name!r} (known: {', '.join(KINDS)})")
+    return KINDS[name]
+
+
+def stage_cost(spec: StageSpec) -> int:
+    """Returns a rough cost of a stage in sft tokens (its kind's `cost`), for ordering work only."""
+    return stage_kind(spec.kind).cost(spec.settings)
+
+
 def settings_for(kind: str, values: dict[str, Any] | None, where: str) -> SftSettings | GrpoSettings:
     """Returns the trainer settings of a stage kind from a profile mapping; HarnessError on a bad key or value.
 
     Each field's `doc(...)` above gives its range (budgets and batch sizes >= 1, lr > 0, shares in [0, 1)).
     """
-    return build_dataclass(GrpoSettings if kind == "grpo" else SftSettings, dict(values or {}), where)
+    return build_dataclass(stage_kind(kind).settings, dict(values or {}), where)
 
 
 ADDED_SETTINGS = {

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.agent import FORESIGHT_RULES, REACT_RULES, chat_prompt
+from harness.agent import FORESIGHT_RULES, REACT_RULES
 from harness.core import faults
 from harness.core.config import Profile, config_hash
 from harness.core.errors import HarnessError
@@ -31,8 +31,9 @@ from harness.core.store import atomic_dir, atomic_write_text, remove_leftovers
 from harness.core.traces import FORMAT_WORDS
 from harness.data.recipes import Corpora, build_corpora, mixed_rows
 from harness.training import distributed, resume
+from harness.training.job import Checkpoint, StageJob
 from harness.training.methods import Method
-from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
+from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model
 from harness.training.stages import (
     BOARD_DIR,
     MARKER,
@@ -40,6 +41,7 @@ from harness.training.stages import (
     file_checksums,
     parse_mixed,
     stage_hash,
+    stage_kind,
     stage_problem,
     stage_status,
 )
@@ -53,15 +55,6 @@ LORA_TARGETS = {
     "gpt_neox": ["query_key_value", "dense"],
 }
 """LoRA target modules per architecture (model_type); others use PEFT's 'all-linear'."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A trained (or initial) model: a base checkpoint and the LoRA adapters stacked on it."""
-
-    hash: str
-    base: Path
-    adapters: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -246,79 +239,38 @@ def _train_stage(
     launcher = distributed.current()
     if launcher is None or launcher.machine_rank() == 0:  # the holder of the stage's lock
         resume.drop_damaged(work)
-    rows = None if spec.kind == "grpo" else stage_rows(spec, corpora(), seed)
-    stage = {
-        "spec": spec,
-        "source": source,
-        "task": task,
-        "rows": rows,
-        "seed": seed,
-        "work": work,
-        "target": target,
-        "lora_rank": profile.model.lora_rank if lora else None,
-    }
+    job = StageJob(
+        spec=spec,
+        task=task.name,
+        knobs=profile.task_knobs(task.name),
+        seed=seed,
+        work=work,
+        source=source,
+        rows=None if stage_kind(spec.kind).plays_episodes else stage_rows(spec, corpora(), seed),
+        target=target,
+        lora_rank=profile.model.lora_rank if lora else None,
+    )
     if launcher is None:
-        return fit_and_save(**stage)
-    distributed.check_split(spec.settings, launcher.total_processes(), spec.name)
-    stage["task"] = (task.name, profile.task_knobs(task.name))  # rebuilt in each process from its knobs
-    distributed.launch({"stage": stage}, work, launcher, f"stage {spec.name}")
+        return fit_and_save(job, task)
+    distributed.check_split(spec, launcher.total_processes())
+    distributed.launch(job, work, launcher, f"stage {spec.name}")
     if stage_status(target) != "complete":
         raise HarnessError(f"the processes training stage {spec.name} ended without writing {target}")
     return json.loads((target / MARKER).read_text())["stats"]
 
 
-def fit_and_save(
-    spec: StageSpec,
-    source: Checkpoint,
-    task: Task | tuple[str, dict[str, Any]],
-    rows: Any,
-    seed: int,
-    work: Path,
-    target: Path,
-    lora_rank: int | None,
-) -> dict[str, Any]:
-    """Returns the stats of a stage after training it from `source` in `work` and writing it to `target`.
+def fit_and_save(job: StageJob, task: Task | None = None) -> dict[str, Any]:
+    """Returns the stats of a stage after training it from `job.source` in `job.work` and writing it to `job.target`.
 
+    `task` is the job's task when the caller has it built (in-process); a launched process builds it.
     Under a launch every process trains its share; process 0 alone writes `target`.
     """
-    if isinstance(task, tuple):
-        task = make_task(*task)
-    model, tokenizer = load_checkpoint(source)
-    if lora_rank is not None:
-        model = _wrap_lora(model, lora_rank)
+    assert job.source is not None and job.target is not None
+    model, tokenizer = load_checkpoint(job.source)
+    if job.lora_rank is not None:
+        model = _wrap_lora(model, job.lora_rank)
     started = time.time()
-    label = f"{task.name} seed{seed} {spec.name}"
-    if spec.kind == "grpo":
-        from harness.data.rl_pool import rl_pool
-        from harness.training.grpo import train_grpo
-
-        pool = rl_pool(task, seed, spec.settings.heldout_like_share)
-        stats = train_grpo(
-            model,
-            tokenizer,
-            task,
-            pool.instances,
-            spec.fmt,
-            spec.settings,
-            work,
-            seed,
-            label,
-            stop_token_ids(tokenizer),
-            pool.heldout_like_ids,
-            pool.prompt_rows(task),
-        )
-        if pool.wanted:
-            stats["pool"] = pool.summary()
-    else:
-        from harness.training.sft import train_sft
-
-        render = None
-        if getattr(tokenizer, "chat_template", None):
-            # A chat model trains on prompts rendered as the agent loop shows them (harness.agent.chat_prompt).
-            def render(prompt: str) -> str:
-                return chat_prompt(tokenizer, task, spec.fmt, prompt)
-
-        stats = train_sft(model, tokenizer, rows, spec.settings, spec.kind == "wm-amt", work, seed, label, render)
+    stats = job.kind.trainer()(job, model, tokenizer, task or job.make_task())
     stats["wall_s"] = round(time.time() - started, 2)
     stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if distributed.world_size() > 1:
@@ -326,7 +278,15 @@ def fit_and_save(
         distributed.barrier()  # every process is done with `work` before process 0 removes it
     if distributed.rank() != 0:
         return stats
-    with atomic_dir(target) as tmp:
+    _save_stage(job, model, tokenizer, stats)
+    shutil.rmtree(job.work, ignore_errors=True)
+    return stats
+
+
+def _save_stage(job: StageJob, model: Any, tokenizer: Any, stats: dict[str, Any]) -> None:
+    """Writes a trained stage to `job.target` at once: weights (with LoRA, the adapter alone), log, board, marker."""
+    spec, work = job.spec, job.work
+    with atomic_dir(job.target) as tmp:
         model.save_pretrained(str(tmp))  # with LoRA, the adapter alone
         tokenizer.save_pretrained(str(tmp))
         faults.point("stage-save")
@@ -338,13 +298,11 @@ def fit_and_save(
             {
                 "stage": spec.name,
                 "kind": spec.kind,
-                "input": source.hash,
+                "input": job.source.hash,
                 "stats": stats,
                 "spec": dataclasses.asdict(spec),
             },
         )
-    shutil.rmtree(work, ignore_errors=True)
-    return stats
 
 
 def method_and_task(method_name: str, task_name: str, profile: Profile) -> tuple[Method, Task]:

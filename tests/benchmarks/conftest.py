@@ -17,9 +17,10 @@ import torch
 from harness.core.config import Profile, as_dict, load_profile
 from harness.core.registry import make_task
 from harness.data.recipes import Corpora, build_corpora
+from harness.training.job import StageJob
 from harness.training.models import save_checkpoint
 from harness.training.sft import tokenize_rows
-from harness.training.stages import settings_for
+from harness.training.stages import StageSpec, settings_for
 from harness.training.train import Checkpoint, initial_checkpoint, load_checkpoint
 
 TASK = "graph-nav"
@@ -87,5 +88,6 @@ def light_model(profile: Profile, cache: Path, corpora: Corpora, initial: Checkp
     )
     work = cache / "light.partial"
     work.mkdir()
-    train_sft(model, tokenizer, corpora.look, settings, False, work, 0, "bench light model")
+    spec = StageSpec("fe-sft", "sft", "look", "foresight", settings)
+    train_sft(model, tokenizer, StageJob(spec, "graph-nav", {}, 0, work, rows=corpora.look))
     return save_checkpoint(model, tokenizer, cache / "light")

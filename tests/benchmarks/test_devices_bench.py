@@ -22,6 +22,7 @@ import pytest
 from harness.core.config import Profile
 from harness.data.recipes import Corpora
 from harness.training import distributed
+from harness.training.job import StageJob
 from harness.training.sft import tokenize_rows
 from harness.training.stages import StageSpec, settings_for
 from harness.training.train import Checkpoint, fit_and_save, load_checkpoint
@@ -53,12 +54,12 @@ def test_bench_sft_stage_two_processes_vs_one(
     rates: dict[str, list[float]] = {"one": [], "many": []}
     seen: dict[str, int] = {}
 
-    def job(name: str) -> dict:
+    def job(name: str) -> tuple[StageJob, Path, Path]:
         work, target = tmp_path / f"{name}.partial", tmp_path / name
         shutil.rmtree(target, ignore_errors=True)
         work.mkdir(exist_ok=True)
         knobs = profile.task_knobs(TASK)
-        return {"spec": spec, "source": initial, "task": (TASK, knobs), "rows": corpora.look, "seed": 0}, work, target
+        return StageJob(spec, TASK, knobs, 0, work, initial, corpora.look, target), work, target
 
     def rate(name: str, target: Path) -> None:
         stats = json.loads((target / "stage.json").read_text())["stats"]
@@ -67,11 +68,10 @@ def test_bench_sft_stage_two_processes_vs_one(
 
     def one_round() -> None:
         stage, work, target = job("one")
-        fit_and_save(**stage, work=work, target=target, lora_rank=None)
+        fit_and_save(stage)
         rate("one", target)
         stage, work, target = job("many")
-        stage = {**stage, "work": work, "target": target, "lora_rank": None}
-        distributed.launch({"stage": stage}, work, distributed.Launcher(processes, None), "the benchmark stage")
+        distributed.launch(stage, work, distributed.Launcher(processes, None), "the benchmark stage")
         rate("many", target)
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)

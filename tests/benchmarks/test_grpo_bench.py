@@ -2,7 +2,7 @@
 
 A few steps of the grpo stage with the default profile's fc-rl settings (prompts per step, group
 size, turn limit, KL) on the lightly trained default-size model. Each logged step carries
-`time/generation_s`, `time/env_rewards_s` and `time/optimizer_s` (harness.training.grpo.StepClock); the
+`time/generation_s`, `time/env_rewards_s` and `time/optimizer_s` (harness.training.callbacks.StepClock); the
 environment and rewards must stay under 10% of the step.
 """
 
@@ -16,8 +16,9 @@ import pytest
 from harness.core.config import Profile, as_dict
 from harness.core.registry import make_task
 from harness.training.grpo import train_grpo
-from harness.training.models import load_model, stop_token_ids
-from harness.training.stages import settings_for
+from harness.training.job import StageJob
+from harness.training.models import load_model
+from harness.training.stages import StageSpec, settings_for
 
 from .conftest import TASK, bench_line
 
@@ -34,18 +35,8 @@ def test_bench_grpo_step_breakdown(benchmark, profile: Profile, light_model: Pat
     def run() -> None:
         model, tokenizer = load_model(light_model)
         work.mkdir()
-        train_grpo(
-            model,
-            tokenizer,
-            task,
-            task.splits(0).train,
-            "foresight",
-            settings,
-            work,
-            0,
-            "bench fc-rl",
-            stop_token_ids(tokenizer),
-        )
+        job = StageJob(StageSpec("fc-rl", "grpo", "prompts", "foresight", settings), TASK, {}, 0, work)
+        train_grpo(model, tokenizer, task, job, task.splits(0).train)
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]

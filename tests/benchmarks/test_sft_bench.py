@@ -19,8 +19,9 @@ import torch
 
 from harness.core.config import Profile
 from harness.data.recipes import Corpora
+from harness.training.job import StageJob
 from harness.training.sft import stage_order, tokenize_rows, train_sft
-from harness.training.stages import settings_for
+from harness.training.stages import StageSpec, settings_for
 from harness.training.train import Checkpoint, load_checkpoint
 
 from .conftest import bench_line
@@ -84,7 +85,10 @@ def test_bench_sft_stage_vs_bare_loop(
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         started = time.perf_counter()
-        stats = train_sft(model, tokenizer, corpora.look, settings, False, work, 0, "bench sft")
+        job = StageJob(
+            StageSpec("fe-sft", "sft", "look", "foresight", settings), "graph-nav", {}, 0, work, rows=corpora.look
+        )
+        stats = train_sft(model, tokenizer, job)
         rates["stage"].append(stats["tokens_seen"] / (time.perf_counter() - started))
         padded = stage_padded_tokens(data["input_ids"], settings.batch_size, stats["steps"])
         tokens["stage"] = (stats["tokens_seen"], padded)

@@ -112,3 +112,86 @@ def test_methods_may_not_import_evaluation(tmp_path: Path) -> None:
     assert layer_violations(root) == [
         "method/foresight.py: import harness.evaluation.metrics.ece (method -> evaluation)"
     ]
+
+
+def module_name(root: Path, path: Path) -> str:
+    """Returns the dotted module of a file under `root` (a package's __init__.py is the package)."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Returns, per module of the project, the project modules it imports (at the top or inside a function).
+
+    `from a import b` points at module a.b when that is a module, else at a. An import of a.b also runs
+    a's __init__.py; that edge is left out: no __init__.py of the project imports a project module by
+    name (tasks/, method/ and baselines/ load their modules with pkgutil, the registries' discovery).
+    An import inside a function counts as an edge: lazy or not, the two modules then depend on each
+    other, and a module that must come first is a layer to split off (harness.training.launched).
+    """
+    files = {
+        module_name(root, p): p
+        for top in ("harness", "tasks", "method", "baselines")
+        for p in (root / top).rglob("*.py")
+    }
+    graph = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets = set()
+        for name in imported_modules(path, package):
+            while name and name not in files:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Returns the strongly connected components of more than one module (Tarjan), each sorted, in sorted order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_the_cycle_finder_on_a_hand_made_graph() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"e"}, "e": {"d"}, "f": {"a"}, "g": set()}
+    assert import_cycles(graph) == [["a", "b", "c"], ["d", "e"]]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    """Imports inside functions count: a lazy import still makes the two modules depend on each other."""
+    assert import_cycles(import_graph(ROOT)) == []
+
+
+def test_a_planted_lazy_import_cycle_is_found(tmp_path: Path) -> None:
+    root = plant(tmp_path, "harness/training/stages.py", "def later():\n    from harness.training import train")
+    # train reaches stages directly and through distributed, job, methods and resume: all five join the cycle.
+    modules = ["distributed", "job", "methods", "resume", "stages", "train"]
+    assert import_cycles(import_graph(root)) == [[f"harness.training.{m}" for m in modules]]

@@ -44,10 +44,11 @@ from harness.core.config import load_profile
 from harness.core.traces import P_WORDS
 from harness.data.rl_pool import rl_pool
 from harness.training.grpo import train_grpo
+from harness.training.job import StageJob
 from harness.training.models import stop_token_ids
 from harness.training.p_sampling import p_token_ids, p_value_mask
 from harness.training.rewards import scored_turns
-from harness.training.stages import settings_for
+from harness.training.stages import StageSpec, settings_for
 from harness.training.train import load_checkpoint, method_and_task, train_method
 
 pytestmark = pytest.mark.heavy
@@ -107,7 +108,8 @@ def fc_rl(checkpoint, task, instances, work: Path, steps: int, **settings: float
     model, tokenizer = load_checkpoint(checkpoint)
     start, _ = load_checkpoint(checkpoint)
     grpo = settings_for("grpo", {**GRPO, "steps": steps, **settings}, "fc-rl")
-    train_grpo(model, tokenizer, task, instances, "foresight", grpo, work, 0, "fc-rl", stop_token_ids(tokenizer))
+    job = StageJob(StageSpec("fc-rl", "grpo", "prompts", "foresight", grpo), task.name, {}, 0, work)
+    train_grpo(model, tokenizer, task, job, instances)
     return start, model, tokenizer
 
 

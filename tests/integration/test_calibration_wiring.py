@@ -21,9 +21,10 @@ from harness.core.registry import make_task
 from harness.core.traces import P_WORDS, ForesightBlock
 from harness.data.recipes import build_corpora, rows_dataset
 from harness.training.grpo import train_grpo
-from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model, stop_token_ids
+from harness.training.job import StageJob
+from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, load_model
 from harness.training.sft import train_sft
-from harness.training.stages import settings_for
+from harness.training.stages import StageSpec, settings_for
 from harness.training.train import suite_vocabulary
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,8 @@ def always_certain(task_name: str, folder: Path) -> Path:
     tokenizer = build_tokenizer(suite_vocabulary(profile))
     model = build_tiny_model(ModelConfig(64, 2, 2, 128, 512), tokenizer, 0)
     settings = settings_for("sft", {"tokens": SFT_TOKENS, "lr": 0.003, "batch_size": 8, "save_every": 100_000}, "sft")
-    train_sft(model, tokenizer, rows_dataset(rows), settings, False, folder / "sft", 0, "mechanism sft")
+    spec = StageSpec("sft", "sft", "look", "foresight", settings)
+    train_sft(model, tokenizer, StageJob(spec, "graph-nav", {}, 0, folder / "sft", rows=rows_dataset(rows)))
     model.save_pretrained(folder / "model")
     tokenizer.save_pretrained(folder / "model")
     return folder / "model"
@@ -74,8 +76,8 @@ def fc_rl(
     before = {k: v.clone() for k, v in model.state_dict().items()}
     grpo = settings_for("grpo", {**GRPO, "steps": steps, **settings}, "fc-rl")
     work.mkdir()
-    train_grpo(model, tokenizer, task, task.splits(0).train, "foresight", grpo, work, 0, "fc-rl",
-               stop_token_ids(tokenizer))  # fmt: skip
+    job = StageJob(StageSpec("fc-rl", "grpo", "prompts", "foresight", grpo), task_name, {}, 0, work)
+    train_grpo(model, tokenizer, task, job, task.splits(0).train)
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
     return [r for r in records if "train/success" in r], before, model.state_dict()
 

@@ -15,8 +15,8 @@ from harness.core.errors import HarnessError
 from harness.core.locks import holder, locked
 from harness.core.registry import make_task, method_factory
 from harness.core.store import remove_leftovers
-from harness.running.reproduce import GRPO_EPISODE_TOKENS, RUN_TOKENS, chain_cost, chains, plan
-from harness.training.stages import stage_hash
+from harness.running.reproduce import RUN_TOKENS, chain_cost, chains, plan
+from harness.training.stages import GRPO_EPISODE_TOKENS, stage_hash
 from harness.training.train import data_hash, initial_checkpoint
 
 
@@ -64,7 +64,7 @@ def test_reproduce_jobs_never_give_two_workers_one_run_or_stage(tmp_path: Path) 
     writes = []
     for group in plan(profile):
         cut = chains(profile, group)
-        assert [[m for m, _, _ in c] for c in cut] == [
+        assert [[run.method for run in c] for c in cut] == [
             ["react", "vanilla-rl"],
             ["sft-mimic", "foresight-no-amt"],
             ["foresight", "foresight-no-rl", "foresight-success-only"],
@@ -72,12 +72,13 @@ def test_reproduce_jobs_never_give_two_workers_one_run_or_stage(tmp_path: Path) 
         ]
         for chain in cut:
             files = set()
-            for method, task_name, seed in chain:
-                task = make_task(task_name, profile.tasks[task_name])
-                files.add(f"runs/{profile.name}/{task_name}/{method}/seed{seed}")
-                key = initial_checkpoint(profile, seed, tmp_path).hash  # built before the workers start
-                for spec in method_factory(method)(profile).stages:
-                    key = stage_hash(spec, key, data_hash(task, profile, seed))
+            for run in chain:
+                task = make_task(run.task, profile.tasks[run.task])
+                files.add(str(run.dir(Path("runs"))))
+                assert run.dir(Path("runs")) == Path(f"runs/{profile.name}/{run.task}/{run.method}/seed{run.seed}")
+                key = initial_checkpoint(profile, run.seed, tmp_path).hash  # built before the workers start
+                for spec in method_factory(run.method)(profile).stages:
+                    key = stage_hash(spec, key, data_hash(task, profile, run.seed))
                     files.add(f"cache/{key}")
             writes.append(files)
     assert len(writes) == 4 * len(profile.tasks) * len(set(profile.seeds) | set(profile.ablation_seeds))

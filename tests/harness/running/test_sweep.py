@@ -103,14 +103,14 @@ def test_runs_sharing_a_first_stage_are_one_chain_across_points(smoke, tmp_path:
     spec = sweep_spec(smoke, "s", {"stages.fc-rl.steps": [1, 2, 3]}, ["graph-nav", "countdown"],
                       ["react", "foresight", "foresight-no-rl"], [0])  # fmt: skip
     work = sweep_work(points(smoke, spec), tmp_path / "runs", tmp_path / "cache")
-    shapes = sorted(sorted((u[0].name.rsplit("=", 1)[-1], u[1][0]) for u in chain) for chain in work)
+    shapes = sorted(sorted((run.profile.name.rsplit("=", 1)[-1], run.method) for run in chain) for chain in work)
     per_task = [
         [("1", "foresight"), ("1", "foresight-no-rl"), ("2", "foresight"), ("2", "foresight-no-rl"),
          ("3", "foresight"), ("3", "foresight-no-rl")],
         [("1", "react"), ("2", "react"), ("3", "react")],
     ]  # fmt: skip
     assert shapes == sorted(per_task * 2)
-    assert all(len({u[1][1] for u in chain}) == 1 for chain in work)  # a chain never mixes tasks
+    assert all(len({run.task for run in chain}) == 1 for chain in work)  # a chain never mixes tasks
 
 
 def _claims() -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pytest
 from harness.core import environ
 from harness.core.errors import HarnessError
 from harness.training import distributed
-from harness.training.stages import GrpoSettings, SftSettings
+from harness.training.stages import GrpoSettings, SftSettings, StageSpec
 
 
 @pytest.fixture(autouse=True)
@@ -73,18 +73,25 @@ def test_the_launch_command_starts_n_processes_of_the_stage_worker(tmp_path: Pat
     assert command[1:3] == ["-m", "accelerate.commands.launch"]
     assert command[command.index("--num_processes") + 1] == "2" and "--multi_gpu" in command
     assert command[command.index("--num_cpu_threads_per_process") + 1] == "1"
-    assert command[-3:] == ["-m", "harness.training.distributed", str(tmp_path / "job.pkl")]
+    assert command[-3:] == ["-m", "harness.training.launched", str(tmp_path / "job.pkl")]
     one = distributed.launch_command(distributed.Launcher(1, None), tmp_path / "job.pkl", threads=2)
     assert "--multi_gpu" not in one
 
 
 def test_batches_split_evenly_or_the_stage_is_refused() -> None:
-    distributed.check_split(SftSettings(batch_size=8), 2, "sft")
+    sft = StageSpec("sft", "sft", "expert", "react", SftSettings(batch_size=8))
+    distributed.check_split(sft, 2)
     with pytest.raises(HarnessError, match=r"stage sft: batch_size = 8 does not split evenly over 3 processes"):
-        distributed.check_split(SftSettings(batch_size=8), 3, "sft")
-    distributed.check_split(GrpoSettings(prompts_per_step=2, num_generations=4), 4, "rl")
-    with pytest.raises(HarnessError, match=r"prompts_per_step \* num_generations = 6 does not split evenly"):
-        distributed.check_split(GrpoSettings(prompts_per_step=3, num_generations=2), 4, "rl")
+        distributed.check_split(sft, 3)
+    wm_amt = StageSpec("wm-amt", "wm-amt", "world", "react", SftSettings(batch_size=6))
+    with pytest.raises(HarnessError, match=r"stage wm-amt: batch_size = 6 does not split evenly over 4 processes"):
+        distributed.check_split(wm_amt, 4)
+    distributed.check_split(
+        StageSpec("rl", "grpo", "prompts", "react", GrpoSettings(prompts_per_step=2, num_generations=4)), 4
+    )
+    rl = StageSpec("rl", "grpo", "prompts", "react", GrpoSettings(prompts_per_step=3, num_generations=2))
+    with pytest.raises(HarnessError, match=r"stage rl: prompts_per_step \* num_generations = 6 does not split evenly"):
+        distributed.check_split(rl, 4)
 
 
 def test_each_process_takes_its_share(monkeypatch: pytest.MonkeyPatch) -> None:

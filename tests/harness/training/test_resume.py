@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from harness.training.callbacks import CheckpointManifest
 from harness.training.resume import MANIFEST, checkpoint_problem, drop_damaged, write_manifest
-from harness.training.sft import CheckpointManifest, latest_checkpoint, resume_point
+from harness.training.work_folder import latest_checkpoint, resume_point
 
 
 def _checkpoint(work: Path, step: int, state: str | None) -> None:

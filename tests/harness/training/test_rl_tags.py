@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.training.grpo import rl_tags
+from harness.training.callbacks import rl_tags
 
 
 def test_rl_tags_name_rewards_timings_and_rollout_numbers() -> None:
