@@ -142,7 +142,7 @@ class Stages(dict):
     def read(self, key: str, kind: type[T]) -> T:
         """Returns the settings under `key`, a `kind` (its defaults where none are set); HarnessError for another type.
 
-        Loading replaces this mapping by one that records `kind` for every name (registry.resolve_stages).
+        Loading replaces this mapping by one that records `kind` for every name (config.resolve_stages).
         """
         value = self.get(key)
         if value is None:
@@ -358,6 +358,44 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
         node[names[-1]] = value
 
 
+class _StageProbe(Stages):
+    """The stages methods are built against at load: the kind each name is read as, and its settings built."""
+
+    def __init__(self, given: dict[str, Any]) -> None:
+        super().__init__(given)
+        self.built: dict[str, Any] = {}
+
+    def read(self, key: str, kind: type[T]) -> T:
+        if key in self.built and not isinstance(self.built[key], kind):
+            raise HarnessError(f"stages.{key} is read as both {type(self.built[key]).__name__} and {kind.__name__}")
+        value = self.get(key)
+        self.built[key] = value if isinstance(value, kind) else build_dataclass(kind, value or {}, f"stages.{key}")
+        return self.built[key]
+
+
+def resolve_stages(profile: Any) -> Stages:
+    """Returns the profile's stages as frozen settings: every name the methods read, by the kind that reads it.
+
+    The engine names no method: which stage names mean something, and whether a name holds SftSettings or
+    GrpoSettings, is what the methods' factories ask for; each is built to learn it. The profile's own names
+    come first, in its order. HarnessError for a setting out of range or a name no method reads.
+    """
+    from harness.core.registry import METHODS, load_plugins  # the registry imports nothing of config
+
+    load_plugins()
+    probe = _StageProbe(profile.stages)
+    view = dataclasses.replace(profile, stages=probe)
+    for factory in METHODS.values():
+        factory(view)
+    for name in profile.stages:
+        if name not in probe.built:
+            hint = did_you_mean(name, probe.built)
+            read = ", ".join(sorted(probe.built))
+            raise HarnessError(f"unknown stage {name!r} ({hint}the registered methods read: {read})")
+    order = [*profile.stages, *(name for name in probe.built if name not in profile.stages)]
+    return Stages({name: probe.built[name] for name in order})
+
+
 def resolve(profile: Profile, where: str) -> Profile:
     """Returns the profile with its tasks as their frozen Configs and its stages as frozen trainer settings.
 
@@ -365,7 +403,7 @@ def resolve(profile: Profile, where: str) -> Profile:
     registered method reads, or a setting out of range (each method is built to learn its stages' kinds).
     A resolved profile resolves to itself.
     """
-    from harness.core.registry import resolve_stages, task_class
+    from harness.core.registry import task_class
 
     if not profile.tasks:
         raise HarnessError(f"{where} names no tasks")

@@ -13,7 +13,6 @@ decorators run, then the user's own, from outside the repository:
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -22,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import Stages, T, build_dataclass
 from harness.core.errors import HarnessError, did_you_mean
 
 TASKS: dict[str, Callable[..., Any]] = {}
@@ -119,42 +117,6 @@ def task_class(name: str):
 def method_factory(name: str):
     """Returns the registered method factory for `name`, or raises HarnessError."""
     return _lookup(METHODS, "method", name)
-
-
-class _StageProbe(Stages):
-    """The stages methods are built against at load: the kind each name is read as, and its settings built."""
-
-    def __init__(self, given: dict[str, Any]) -> None:
-        super().__init__(given)
-        self.built: dict[str, Any] = {}
-
-    def read(self, key: str, kind: type[T]) -> T:
-        if key in self.built and not isinstance(self.built[key], kind):
-            raise HarnessError(f"stages.{key} is read as both {type(self.built[key]).__name__} and {kind.__name__}")
-        value = self.get(key)
-        self.built[key] = value if isinstance(value, kind) else build_dataclass(kind, value or {}, f"stages.{key}")
-        return self.built[key]
-
-
-def resolve_stages(profile: Any) -> Stages:
-    """Returns the profile's stages as frozen settings: every name the methods read, by the kind that reads it.
-
-    The engine names no method: which stage names mean something, and whether a name holds SftSettings or
-    GrpoSettings, is what the methods' factories ask for; each is built to learn it. The profile's own names
-    come first, in its order. HarnessError for a setting out of range or a name no method reads.
-    """
-    load_plugins()
-    probe = _StageProbe(profile.stages)
-    view = dataclasses.replace(profile, stages=probe)
-    for factory in METHODS.values():
-        factory(view)
-    for name in profile.stages:
-        if name not in probe.built:
-            hint = did_you_mean(name, probe.built)
-            read = ", ".join(sorted(probe.built))
-            raise HarnessError(f"unknown stage {name!r} ({hint}the registered methods read: {read})")
-    order = [*profile.stages, *(name for name in probe.built if name not in profile.stages)]
-    return Stages({name: probe.built[name] for name in order})
 
 
 def task_names() -> list[str]:
