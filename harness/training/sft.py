@@ -26,12 +26,10 @@ from harness.agent import encode_segments
 from harness.core import faults, progress
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_write_text
+from harness.core.streams import int_seed, stream
 from harness.training import distributed, resume
 from harness.training.p_smoothing import loss_function, p_token_ids
 from harness.training.stages import BOARD_DIR, SftSettings
-
-SALT_ORDER = 808
-"""Salt of the stream that orders length-grouped SFT batches."""
 
 
 class JsonlLog(TrainerCallback):
@@ -172,8 +170,9 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         "use_cpu": not torch.cuda.is_available(),
         "gradient_checkpointing": False,
         "bf16": False,
-        "seed": seed,
-        "data_seed": seed,
+        # transformers and TRL take an int seed and seed the global generators with it themselves.
+        "seed": int_seed(seed, "trainer"),
+        "data_seed": int_seed(seed, "trainer"),
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
         # Every parameter takes part in each forward pass: DDP need not search for unused ones.
@@ -260,7 +259,7 @@ def length_grouped_order(
 
 def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[int]:
     """Returns the rows, in reading order, that a length-grouped sft stage of `seed` trains on."""
-    return length_grouped_order(lengths, batch_size, steps, np.random.default_rng([seed, SALT_ORDER]))
+    return length_grouped_order(lengths, batch_size, steps, stream(seed, "sft-order"))
 
 
 def train_sft(
