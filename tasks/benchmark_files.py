@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
+from harness.core.streams import stream
 from tasks.base import Splits, TaskConfig, knob, normalized_text, start_key
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -212,7 +213,7 @@ def make_pools(
     pools hold the same question or a surface variant of it (the contamination audit requires it).
     """
     parsed = {split: [parse(loc, i) for i, loc in enumerate(locs)] for split, locs in sorted(records.items())}
-    rng = np.random.default_rng([split_seed, 7])
+    rng = stream(split_seed, "benchmark-test-pool")
     test = parsed.get("test") or parsed.get("validation")
     train_side = parsed.get("train", []) + parsed.get("all", [])
     if test is None:
@@ -356,7 +357,7 @@ class RecordTask:
         train instances. The pools never overlap, so no seed trains on a dev or test instance.
         """
         pools, c = self.pools, self.config
-        rng = np.random.default_rng([seed, c.split_seed, 13])
+        rng = stream(seed, "benchmark-train", c.split_seed)
         return Splits(
             take(pools.train, c.n_train, rng), take(pools.dev, c.n_dev, None), take(pools.test, c.n_test, None)
         )

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.registry import register_task
+from harness.core.streams import stream
 from tasks.base import (
     EXPLORER_POLICIES,
     Splits,
@@ -31,7 +32,6 @@ from tasks.base import (
 from tasks.countdown_rules import OPS, NumbersGame, operate
 
 # Salts keep the random streams of splits apart while all derive from the split seed.
-SALT_POOL, SALT_PROBE, SALT_ORDER, SALT_DEAL = 11, 12, 13, 14
 # splits() plays its own exploration episodes (a stream apart from D_world's) to learn which states
 # explorers visit; a held-out state seen PROBE_VISITS times in PROBE_EPISODES is one D_world of a
 # similar size almost surely shows (P(missed) ~ exp(-PROBE_VISITS * n_world / PROBE_EPISODES)).
@@ -103,7 +103,7 @@ class Countdown(NumbersGame):
 
     name = "countdown"
     family = "math"
-    version = 3
+    version = 4
     Config = CountdownConfig
 
     def __init__(self, config: CountdownConfig) -> None:
@@ -142,7 +142,7 @@ class Countdown(NumbersGame):
 
     def outcomes(self, state: State, action: str) -> list[tuple[float, Step]]:
         """Returns the one step `action` leads to: countdown is deterministic."""
-        return [(1.0, self.step(state, action, np.random.default_rng(0)))]
+        return [(1.0, self.step(state, action, stream(0, "deterministic-step")))]
 
     def expert(self, state: State) -> str:
         """Returns the first legal action (in legal_actions order) of a shortest solution.
@@ -163,7 +163,7 @@ class Countdown(NumbersGame):
 
     def q_star(self, state: State, plan: Sequence[str]) -> float:
         """Returns 1.0 if executing `plan`, then the expert, reaches the target, else 0.0 (exact)."""
-        rng = np.random.default_rng(0)  # step draws one number; countdown ignores it
+        rng = stream(0, "deterministic-step")  # step draws one number; countdown ignores it
         for action in plan:
             if state.done:
                 break
@@ -181,7 +181,7 @@ class Countdown(NumbersGame):
         """Returns the intermediate number multisets along the expert's solution of `instance` (cached)."""
         key = (tuple(sorted(instance.numbers)), instance.target)
         if key not in self._required:
-            self._required[key] = episode_items(self, expert_episode(self, instance, np.random.default_rng(0)))
+            self._required[key] = episode_items(self, expert_episode(self, instance, stream(0, "deterministic-step")))
         return self._required[key]
 
     # -- text -----------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class Countdown(NumbersGame):
         visits: dict[tuple[tuple[int, ...], int], Counter] = {}
         for k in range(PROBE_EPISODES):
             policy = EXPLORER_POLICIES[k % len(EXPLORER_POLICIES)]
-            episode = explore(self, np.random.default_rng([seed, SALT_PROBE, k]), policy)
+            episode = explore(self, stream(seed, "countdown-probe", k), policy)
             start = episode.states[0]
             visits.setdefault((start.numbers, start.target), Counter()).update(episode_items(self, episode))
         return visits
@@ -274,7 +274,7 @@ class Countdown(NumbersGame):
         c = self.config
         ho_test, ho_dev = round(c.heldout_share * c.n_test), round(c.heldout_share * c.n_dev)
         n_fam = c.n_test + c.n_dev - ho_test - ho_dev
-        pool = self._pool(np.random.default_rng([seed, SALT_POOL]), 4 * (c.n_train + c.n_dev + c.n_test))
+        pool = self._pool(stream(seed, "countdown-pool"), 4 * (c.n_train + c.n_dev + c.n_test))
         train = pool[: max(0, c.n_train - n_fam)]
         taken = {x.key for x in train}
         seen = frozenset().union(*map(self.required, train))
@@ -313,7 +313,7 @@ class Countdown(NumbersGame):
                 f"countdown knobs give too few instances for {c.n_train} train, {n_fam} familiar and "
                 f"{ho_test + ho_dev} held-out dev/test instances ({len(train)}, {len(familiar)} and {len(novel)} found)"
             )
-        order = np.random.default_rng([seed, SALT_ORDER])
+        order = stream(seed, "countdown-order")
 
         def named(part: str, insts: list[Instance]) -> tuple[Instance, ...]:
             shuffled = [insts[i] for i in order.permutation(len(insts))]
@@ -322,7 +322,7 @@ class Countdown(NumbersGame):
         # Dealt at random between test and dev, so that dev is drawn as test is: familiar instances
         # found early in the pool more often needed a sibling in train, and the held-out ones are
         # sorted by how often exploration visits their states.
-        deal = np.random.default_rng([seed, SALT_DEAL])
+        deal = stream(seed, "countdown-deal")
         familiar = [familiar[i] for i in deal.permutation(len(familiar))]
         novel = [novel[i] for i in deal.permutation(ho_test + ho_dev)]
         fam_test = c.n_test - ho_test

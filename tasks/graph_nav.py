@@ -25,12 +25,12 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.registry import register_task
+from harness.core.streams import stream
 from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
 from tasks.labelled_graphs import find_pockets, random_graph, shortest_distances
 
 LABELS = ("red", "blue", "green", "gold", "gray", "pink", "teal", "tan")
 NO_EDGE = "no such edge"
-SALT_WORLD, SALT_SPLIT = 7001, 7002
 TIE = 1e-12
 """Success probabilities this close count as equal, so the expert falls back to the shorter route."""
 
@@ -92,11 +92,11 @@ class GraphNav:
 
     name: ClassVar[str] = "graph-nav"
     family: ClassVar[str] = "search"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     Config: ClassVar[type[TaskConfig]] = GraphNavConfig
 
     def __init__(self, config: GraphNavConfig) -> None:
-        rng = np.random.default_rng([config.world_seed, SALT_WORLD])
+        rng = stream(config.world_seed, "graph-nav-world")
         succ = random_graph(config.n_nodes, config.n_labels, config.n_pockets, rng)
         self._build(config, succ)
 
@@ -157,7 +157,7 @@ class GraphNav:
         """Returns each step `action` can lead to with its probability (a slip follows another label's edge)."""
         label = self.parse(action)
         if state.done or not isinstance(label, int):
-            return [(1.0, self.step(state, action, np.random.default_rng(0)))]
+            return [(1.0, self.step(state, action, stream(0, "deterministic-step")))]
         slip, n = self.config.slip, self.config.n_labels
         found: dict[int, float] = {}
         for other, nxt in enumerate(self._succ_rows[state.node]):
@@ -306,7 +306,7 @@ class GraphNav:
         if seed in self._splits:
             return self._splits[seed]
         c = self.config
-        rng = np.random.default_rng([c.world_seed, seed, SALT_SPLIT])
+        rng = stream(c.world_seed, "graph-nav-split", seed)
         ho_test, ho_dev = round(c.n_test * c.heldout_share), round(c.n_dev * c.heldout_share)
         fam_test, fam_dev = c.n_test - ho_test, c.n_dev - ho_dev
         n = c.n_nodes

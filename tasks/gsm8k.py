@@ -213,7 +213,7 @@ class Gsm8k(ToolAnswerTask):
 
     name: ClassVar[str] = "gsm8k"
     family: ClassVar[str] = "math"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     actions_help: ClassVar[str] = (
         "Actions: 'calc <expression>' returns the exact value of + - * / and parentheses; "
         "'answer <number>' gives the final number and ends the task."

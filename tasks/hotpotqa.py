@@ -171,7 +171,7 @@ class HotpotQa(ToolAnswerTask):
 
     name: ClassVar[str] = "hotpotqa"
     family: ClassVar[str] = "search"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     actions_help: ClassVar[str] = (
         "Actions: 'search <title or words>' shows the best matching paragraph of this question's documents; "
         "'answer <text>' gives the final answer and ends the task."

@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness.core.registry import register_task
+from harness.core.streams import stream
 from harness.core.traces import FORMAT_WORDS
 from tasks.base import INVALID_ACTION, Splits, Step, TaskConfig, knob
 from tasks.bm25_index import Bm25Index
@@ -48,7 +49,6 @@ FIXED_WORDS = (
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 # Salts keep the world's and the splits' random streams apart while both derive from knobs and seed.
-SALT_WORLD, SALT_SPLIT = 11, 22
 
 
 def _round(x: float) -> int:
@@ -154,13 +154,13 @@ class KbSearch:
 
     name: ClassVar[str] = "kb-search"
     family: ClassVar[str] = "search"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     Config: ClassVar[type[TaskConfig]] = KbSearchConfig
 
     def __init__(self, config: KbSearchConfig):
         self.config = config
         c = config
-        rng = np.random.default_rng([c.world_seed, SALT_WORLD])
+        rng = stream(c.world_seed, "kb-search-world")
         names = _names(rng, c.n_people + c.n_companies + c.n_cities + c.n_countries)
         self.people = names[: c.n_people]
         self.companies = names[c.n_people : c.n_people + c.n_companies]
@@ -202,7 +202,7 @@ class KbSearch:
         3-hop question whose last city is not covered swaps roles with its 2-hop partner).
         """
         c = self.config
-        rng = np.random.default_rng([c.world_seed, seed, SALT_SPLIT])
+        rng = stream(c.world_seed, "kb-search-split", seed)
         held_people, test_held, dev_held = split_sizes(c)
         people = [int(i) for i in rng.permutation(c.n_people)]
         held, rest = people[:held_people], people[held_people:]

@@ -24,6 +24,7 @@ from harness.core import faults
 from harness.core.config import DataSpec
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_dir
+from harness.core.streams import stream
 from harness.core.traces import (
     P_WORDS,
     ForesightBlock,
@@ -47,8 +48,6 @@ from tasks.base import (
     explore,
 )
 
-# Salts keep the random streams of the recipes apart while all derive from the run seed.
-SALT_EXPERT, SALT_WORLD, SALT_OUTCOME, SALT_MIXED = 101, 202, 303, 404
 COLUMNS = ("id", "kind", "instance_id", "texts", "agent", "text")
 
 
@@ -66,14 +65,10 @@ class Corpora:
     """The contamination audit of every training corpus (harness.data.audit); build_corpora refuses a dirty one."""
 
 
-def episode_rng(seed: int, salt: int, index: int) -> np.random.Generator:
-    """Returns the generator of one episode: independent of every other episode's length."""
-    return np.random.default_rng([seed, salt, index])
-
-
-def expert_episodes(task: Task, instances: Sequence[Any], seed: int) -> list[Episode]:
-    """Returns the expert's episode on each instance (D_expert before rendering)."""
-    return [expert_episode(task, inst, episode_rng(seed, SALT_EXPERT, i)) for i, inst in enumerate(instances)]
+def expert_episodes(task: Task, instances: Sequence[Any], seed: int, name: str = "expert-episodes") -> list[Episode]:
+    """Returns the expert's episode on each instance (D_expert before rendering), episode i from stream `name`, i."""
+    # One stream per episode: an episode's noise does not depend on how long the episodes before it ran.
+    return [expert_episode(task, inst, stream(seed, name, i)) for i, inst in enumerate(instances)]
 
 
 def expert_shown(task: Task, seed: int) -> frozenset:
@@ -87,7 +82,7 @@ def expert_shown(task: Task, seed: int) -> frozenset:
 def world_episodes(task: Task, n: int, seed: int) -> list[Episode]:
     """Returns `n` exploration episodes, explorer policies in turn; none starts at a dev or test instance."""
     policies, exclude = EXPLORER_POLICIES, eval_keys(task, task.splits(seed))
-    return [explore(task, episode_rng(seed, SALT_WORLD, i), policies[i % len(policies)], exclude) for i in range(n)]
+    return [explore(task, stream(seed, "world-episodes", i), policies[i % len(policies)], exclude) for i in range(n)]
 
 
 def react_row(task: Task, episode: Episode, row_id: str) -> dict[str, Any]:
@@ -157,7 +152,7 @@ def mixed_rows(corpora: Corpora, world_tokens: int, look_tokens: int, seed: int)
     target, so they train with the full language-model loss as in wm-amt; D_look rows keep their
     agent flags (loss on the agent's tokens, as in fe-sft). The sft stage shuffles them together.
     """
-    rng = np.random.default_rng([seed, SALT_MIXED])
+    rng = stream(seed, "mixed-rows")
 
     def drawn(ds: Dataset, tokens: int) -> list[dict[str, Any]]:
         rows, total, order = [], 0, rng.permutation(len(ds))
@@ -205,7 +200,7 @@ def build_corpora(task: Task, data: DataSpec, seed: int) -> Corpora:
     look_rows = [look_row(task, e, data.look_k, f"look-{i}", reference) for i, e in enumerate(experts)]
     faults.point("data")
     explored = world_episodes(task, data.world_episodes, seed)
-    outcome_rng = np.random.default_rng([seed, SALT_OUTCOME])
+    outcome_rng = stream(seed, "world-outcomes")
     world_rows = []
     for i, episode in enumerate(explored):
         text = world_text(task, episode, data.look_k, data.outcome_every, outcome_rng, reference)

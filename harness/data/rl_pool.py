@@ -26,13 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from harness.core.streams import stream
 from harness.data.audit import CorpusAudit, check_clean
 from harness.data.recipes import expert_shown
 from tasks.base import Task, eval_keys, match_key, start_key
 
-SALT_POOL = 505
 DRAWS = 10_000
 """Draws from the world before the pool keeps what it found (countdown's solvability check makes
 each draw cost about 1 ms)."""
@@ -85,7 +83,7 @@ def rl_pool(task: Task, seed: int, share: float) -> RlPool:
     shown = expert_shown(task, seed)
     evals = eval_keys(task, splits)
     banned = evals | {match_key(task, inst) for inst in train}
-    rng = np.random.default_rng([seed, SALT_POOL])
+    rng = stream(seed, "rl-pool")
     found: list[Any] = []
     keys: set[str] = set()
     for _ in range(DRAWS):

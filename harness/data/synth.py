@@ -20,6 +20,7 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_write_text
+from harness.core.streams import stream
 from tasks.kb_search import KbSearch, KbSearchConfig
 
 SCHEMAS = ("gsm8k", "hotpotqa")
@@ -121,7 +122,7 @@ TEMPLATES: tuple[Callable[[np.random.Generator], tuple[str, str]], ...] = (_gift
 
 def gsm8k_records(n: int, seed: int) -> list[dict[str, Any]]:
     """Returns `n` distinct GSM8K-schema records {question, answer}, templates taken in turn."""
-    rng = np.random.default_rng([seed, 8])
+    rng = stream(seed, "synth-gsm8k")
     records, seen = [], set()
     attempts = 0
     while len(records) < n:
@@ -205,7 +206,7 @@ def hotpotqa_records(n: int, seed: int, layout: str = "original", distractors: i
     kb = _kb(n, seed)
     paragraphs = _paragraphs(kb)
     titles = sorted(paragraphs)
-    rng = np.random.default_rng([seed, 9])
+    rng = stream(seed, "synth-hotpotqa")
     records, seen, attempts = [], set(), 0
     while len(records) < n:
         attempts += 1

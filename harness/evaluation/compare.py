@@ -22,6 +22,7 @@ from harness.core.config import Profile
 from harness.core.errors import HarnessError
 from harness.core.registry import method_factory
 from harness.core.runs import Run, is_complete, read_run, run_dir
+from harness.core.streams import stream
 from harness.evaluation.metrics import RESAMPLES, bootstrap_p_value, hierarchical_weights, percentile_ci
 from harness.evaluation.scoring import Sums, metrics_from_sums, record_parts, sums_for
 
@@ -209,7 +210,7 @@ def compare_table(
     drawn seed, the same counts applied to both methods (paired by task, seed and episode).
     """
     rows = []
-    rng = np.random.default_rng([seed, 808])
+    rng = stream(seed, "bootstrap-compare")
     for task in dict.fromkeys(p.task for p in pairs):
         group = [p for p in pairs if p.task == task]
         a = side([r for p in group for r in p.method.records], verbal[0], max_k)
@@ -295,7 +296,7 @@ def heldout_gap_table(
     the same counts for both methods.
     """
     rows = []
-    rng = np.random.default_rng([seed, 809])
+    rng = stream(seed, "bootstrap-heldout-gap")
     for task in dict.fromkeys(p.task for p in pairs):
         group = [p for p in pairs if p.task == task]
         sides = (
@@ -321,7 +322,7 @@ def level_table(
     """Returns one row per (task, metric): the method's value minus a stated `bar`, with a 95% bootstrap CI
     and p value from `hierarchical_weights` (seeds, then episodes within each drawn seed)."""
     rows = []
-    rng = np.random.default_rng([seed, 810])
+    rng = stream(seed, "bootstrap-level")
     for task in dict.fromkeys(p.task for p in pairs):
         group = [p for p in pairs if p.task == task]
         s = side([r for p in group for r in p.method.records], verbal, max_k)

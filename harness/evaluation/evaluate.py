@@ -3,7 +3,7 @@
 `eval.split: dev` plays the dev split instead, for choosing a configuration (a sweep's points) without
 looking at test; such a run's metrics name the split in their identity.
 
-Episode i of a split draws its world noise from (seed, SALT_EVAL, i) whatever the method, so two
+Episode i of a split draws its world noise from stream (seed, "eval-world", i) whatever the method, so two
 methods are compared episode by episode on the same noise. Decoding is greedy; selection gain
 samples N first moves per test instance and scores each plan by its Q*.
 """
@@ -25,6 +25,7 @@ from harness.core import faults, progress
 from harness.core.config import EvalSettings, Profile, as_dict, config_hash
 from harness.core.registry import make_task
 from harness.core.runs import git_commit, is_complete, run_dir, run_lock, stale_reason, versions, write_run
+from harness.core.streams import int_seed, stream
 from harness.core.traces import ForesightBlock
 from harness.data.recipes import expert_episodes, expert_shown, react_row
 from harness.data.reference import reference_policy
@@ -37,8 +38,6 @@ from harness.training.models import stop_token_ids
 from harness.training.train import data_hash, initial_key, load_checkpoint, method_and_task, stage_chain, train_method
 from tasks.base import NoisyExpert, Task, play
 
-SALT_EVAL, SALT_CANDIDATES, SALT_FEWSHOT = 505, 606, 707
-
 
 def play_split(
     model: Any,
@@ -50,7 +49,7 @@ def play_split(
     settings: EvalSettings,
     sampling: Sampling,
     prefix: str = "",
-    salt: int = SALT_EVAL,
+    stream_name: str = "eval-world",
     max_turns: int | None = None,
 ) -> list[AgentEpisode]:
     """Returns the agent's episode on every instance, played `settings.batch_size` at a time."""
@@ -58,7 +57,7 @@ def play_split(
     episodes: list[AgentEpisode] = []
     for start in range(0, len(instances), settings.batch_size):
         chunk = instances[start : start + settings.batch_size]
-        rngs = [np.random.default_rng([seed, salt, start + i]) for i in range(len(chunk))]
+        rngs = [stream(seed, stream_name, start + i) for i in range(len(chunk))]
         episodes += run_episodes(
             model, tokenizer, task, chunk, rngs, fmt, sampling, stops, prefix=prefix, max_turns=max_turns
         )
@@ -83,9 +82,11 @@ def sample_candidates(
     """
     found: list[list[dict[str, float]]] = [[] for _ in instances]
     for c in range(settings.candidates):
-        sampling = Sampling(settings.candidate_temperature, settings.max_turn_tokens, seed=seed * 1009 + c)
+        sampling = Sampling(
+            settings.candidate_temperature, settings.max_turn_tokens, seed=int_seed(seed, "eval-candidate-tokens", c)
+        )
         firsts = play_split(
-            model, tokenizer, task, instances, "foresight", seed, settings, sampling, salt=SALT_CANDIDATES, max_turns=1
+            model, tokenizer, task, instances, "foresight", seed, settings, sampling, "", "eval-candidates", max_turns=1
         )
         for i, episode in enumerate(firsts):
             block = episode.turns[0].parsed
@@ -100,7 +101,7 @@ def sample_candidates(
 def few_shot_prefix(task: Task, seed: int, shots: int) -> str:
     """Returns `shots` expert episodes of the train split in the ReAct format, as a prompt prefix."""
     train = task.splits(seed).train[:shots]
-    episodes = expert_episodes(task, train, seed + SALT_FEWSHOT)
+    episodes = expert_episodes(task, train, seed, "few-shot")
     return "".join(react_row(task, e, f"shot-{i}")["text"] for i, e in enumerate(episodes))
 
 
@@ -117,10 +118,7 @@ def random_policy_success(task: Task, instances: Sequence[Any], seed: int) -> fl
         legal = task.legal_actions(state)
         return legal[int(rng.integers(len(legal)))]
 
-    solved = [
-        play(task, inst, choose, np.random.default_rng([seed, SALT_EVAL, i])).success
-        for i, inst in enumerate(instances)
-    ]
+    solved = [play(task, inst, choose, stream(seed, "eval-world", i)).success for i, inst in enumerate(instances)]
     return sum(solved) / max(1, len(instances))
 
 
@@ -137,7 +135,7 @@ def run_key(method_name: str, task_name: str, profile: Profile, seed: int) -> st
     """
     method, task = method_and_task(method_name, task_name, profile)
     return config_hash(
-        "run-v1",
+        "run-v2",
         method_name,
         task_name,
         seed,
@@ -197,7 +195,7 @@ def _evaluate(
         else [[] for _ in instances]
     )
     progress.active().end_stage()
-    rng = np.random.default_rng([seed, SALT_EVAL, 1 << 20])
+    rng = stream(seed, "eval-records")
     heldout = heldout_flags(task, seed, instances)
     beliefs = [first_p_belief(model, tokenizer, e) if method.verbal_p else None for e in episodes]
     records = [

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+from harness.core.streams import stream
+
 ArrayLike = Sequence[float] | Sequence[bool] | np.ndarray
 
 
@@ -121,7 +123,7 @@ def success_summary(
     Values are None (and n is 0) when there are no episodes.
     """
     arr = _vector(successes, "successes")
-    rng = np.random.default_rng(seed)
+    rng = stream(seed, "bootstrap-success")
     labels = np.zeros(len(arr), dtype=int) if seeds is None else seeds
     weights = hierarchical_weights(labels, n_resamples, rng)
     ci = percentile_ci(weights @ arr / weights.sum(axis=1)) if len(arr) else None

@@ -10,7 +10,7 @@ whitespace collapsed, is the observation. Two sets per task and seed:
   test's), keeping only those whose context occurs in no training text of the task and seed
   (D_expert, D_look, D_world); `heldout_dropped` counts the distinct contexts dropped for occurring.
 
-Each set holds up to `items` distinct contexts, drawn with SALT_WORLD_MODEL from the run seed.
+Each set holds up to `items` distinct contexts, drawn from the run seed's "world-model-*" streams.
 Where a world's transitions are random (graph-nav's moves slip) no model scores 1 on either set.
 
 A stage's result is cached as `<cache>/<stage hash>.probe.json`, beside the stage's folder and not
@@ -33,6 +33,7 @@ import torch
 from harness.agent import encode
 from harness.core.config import Profile
 from harness.core.store import atomic_write_text
+from harness.core.streams import stream
 from harness.core.traces import normalize, render_transition
 from harness.data.recipes import Corpora, build_corpora
 from harness.training.models import stop_token_ids
@@ -41,15 +42,11 @@ from harness.training.train import Checkpoint, data_hash, load_checkpoint
 from harness.training.work_folder import read_log
 from tasks.base import EXPLORER_POLICIES, Episode, Task, explorer, play
 
-SALT_WORLD_MODEL = 909
-"""The world-model probe's own random stream: which transitions are drawn, how dev instances are explored."""
-STREAM_EXPLORE, STREAM_FAMILIAR, STREAM_HELDOUT = 0, 1, 2
-"""The three streams under that salt: dev exploration (one per episode), the familiar draw, the held-out draw."""
 WORLD_MODEL_ITEMS = 200
 """Default size of each set (familiar, heldout)."""
 HELDOUT_PASSES = 8
 """Exploration episodes played from each dev instance (explorer policies in turn) for the held-out pool."""
-PROBE_VERSION = "world-model-v1"
+PROBE_VERSION = "world-model-v2"
 """Bumped whenever items or scoring change, so cached probe files from before are recomputed."""
 BATCH = 64
 """Contexts generated together (left-padded to the longest)."""
@@ -94,7 +91,7 @@ def dev_episodes(task: Task, seed: int) -> list[Episode]:
     episodes = []
     for n in range(HELDOUT_PASSES * len(dev)):
         instance, policy = dev[n % len(dev)], EXPLORER_POLICIES[n % len(EXPLORER_POLICIES)]
-        rng = np.random.default_rng([seed, SALT_WORLD_MODEL, STREAM_EXPLORE, n])
+        rng = stream(seed, "world-model-explore", n)
         episodes.append(play(task, instance, explorer(task, policy), rng, policy=policy))
     return episodes
 
@@ -113,8 +110,8 @@ def probe_sets(task: Task, corpora: Corpora, seed: int, items: int = WORLD_MODEL
     # Conservative on purpose: a context found anywhere in training text, even inside a longer line, is dropped.
     unseen = [t for t in candidates if t.context not in text]
     known = episode_transitions(task, corpora.world_episodes)
-    familiar = _draw(known, items, np.random.default_rng([seed, SALT_WORLD_MODEL, STREAM_FAMILIAR]))
-    heldout = _draw(unseen, items, np.random.default_rng([seed, SALT_WORLD_MODEL, STREAM_HELDOUT]))
+    familiar = _draw(known, items, stream(seed, "world-model-familiar"))
+    heldout = _draw(unseen, items, stream(seed, "world-model-heldout"))
     return ProbeSets(familiar, heldout, len(candidates) - len(unseen))
 
 

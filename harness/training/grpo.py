@@ -27,6 +27,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
+from harness.core.streams import int_seed, stream
 from harness.core.traces import ForesightBlock, ParseError
 from harness.data.rl_pool import rl_pool
 from harness.training import distributed
@@ -39,7 +40,6 @@ from harness.training.stages import GrpoSettings
 from harness.training.work_folder import board_callback, read_log, resume_point, trainer_args
 from tasks.base import Task
 
-SALT_RL = 404
 TRACE_ENV = "HARNESS_ROLLOUT_TRACE"
 """If set, a folder where every rollout call writes what it played and returned (for tests)."""
 # rollout_func is experimental in TRL 1.16; we rely on it knowingly (see README, 'Methods and stages').
@@ -106,12 +106,12 @@ def _first_p(episode: AgentEpisode) -> float | None:
     return None
 
 
-def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, stream: int = 0) -> dict[str, list[float]]:
+def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, *indices: int) -> dict[str, list[float]]:
     """Returns success, calibration and fidelity of each episode (fidelity simulated with a seeded rng).
 
-    `stream` > 0 gives another process of a data-parallel stage a stream of its own.
+    `indices` (the rollout call and process) pick the call's own "rl-rewards" stream.
     """
-    rng = np.random.default_rng([seed, SALT_RL, 1 << 20, *([stream] if stream else [])])
+    rng = stream(seed, "rl-rewards", *indices)
     return {
         "success": [success_reward(e) for e in episodes],
         "calibration": [calibration_reward(e) for e in episodes],
@@ -120,16 +120,13 @@ def episode_rewards(task: Task, episodes: Sequence[AgentEpisode], seed: int, str
 
 
 def sampling_seed(seed: int, call: int, rank: int) -> int:
-    """Returns the token-sampling seed of one rollout call of one process.
+    """Returns the token-sampling seed of one rollout call of one process (stream "rl-tokens", call, rank).
 
-    Process 0 keeps the in-process stage's seed. Another process draws a 32-bit seed of its own from
-    a SeedSequence: torch's CPU generator keeps only the low 32 bits of a seed, so an offset above
-    them (a first version added rank << 40) gives every process the same stream, and with an
+    A 32-bit seed: torch's CPU generator keeps only the low 32 bits of a seed, so an offset above
+    them (a first version added rank << 40) gave every process the same stream, and with an
     untrained model the two processes then wrote the very same tokens (caught by test_devices.py).
     """
-    if rank == 0:
-        return seed * 1_000_003 + call
-    return int(np.random.SeedSequence([seed, SALT_RL, call, rank]).generate_state(1)[0])
+    return int_seed(seed, "rl-tokens", call, rank)
 
 
 def trace_rollout(folder: Path, call: int, rank: int, first: int, prompts: list[str], output: dict) -> None:
@@ -180,7 +177,7 @@ def make_rollout_func(
         chosen = [by_prompt[p] for p in prompts]
         rank = trainer.accelerator.process_index
         first = rank * len(chosen)
-        rngs = [np.random.default_rng([seed, SALT_RL, call, first + i]) for i in range(len(chosen))]
+        rngs = [stream(seed, "rl-rollouts", call, first + i) for i in range(len(chosen))]
         sampling = Sampling(
             settings.temperature, settings.max_turn_tokens, seed=sampling_seed(seed, call, rank), **explore
         )
@@ -189,7 +186,7 @@ def make_rollout_func(
         episodes = run_episodes(trainer.model, tokenizer, task, chosen, rngs, fmt, sampling, stop_ids, timings=timings)
         played = time.perf_counter()
         trainer.model.train(training)
-        rewards = episode_rewards(task, episodes, seed * 7919 + call, rank)
+        rewards = episode_rewards(task, episodes, seed, call, rank)
         if clock is not None:
             clock.add(played - started - timings["env_s"], timings["env_s"] + time.perf_counter() - played)
         if stats is not None:

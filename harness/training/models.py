@@ -32,6 +32,7 @@ from transformers.models.auto.modeling_auto import (
 
 from harness.core.errors import HarnessError
 from harness.core.store import atomic_dir
+from harness.core.streams import int_seed
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 NEWLINE = "\n"
@@ -99,7 +100,8 @@ def build_tiny_model(cfg: ModelConfig, tokenizer: Any, seed: int) -> LlamaForCau
     """Returns a freshly initialised tiny model; the same seed gives the same weights."""
     # fork_rng restores the global CPU generator afterwards, so building a model seeds nothing else.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # transformers initialises weights from the global generator and takes no generator of its own.
+        torch.manual_seed(int_seed(seed, "tiny-init"))
         return LlamaForCausalLM(tiny_llama_config(cfg, len(tokenizer), tokenizer))
 
 

@@ -21,6 +21,7 @@ from trl import SFTConfig, SFTTrainer
 
 from harness.agent import chat_prompt, encode_segments
 from harness.core.errors import HarnessError
+from harness.core.streams import stream
 from harness.training import distributed
 from harness.training.callbacks import CheckpointManifest, JsonlLog, StageProgress, StepFaults
 from harness.training.job import StageJob
@@ -28,9 +29,6 @@ from harness.training.p_smoothing import loss_function, p_token_ids
 from harness.training.stages import SftSettings
 from harness.training.work_folder import board_callback, read_log, resume_point, trainer_args
 from tasks.base import Task
-
-SALT_ORDER = 808
-"""Salt of the stream that orders length-grouped SFT batches."""
 
 
 def tokenize_rows(
@@ -100,7 +98,7 @@ def length_grouped_order(
 
 def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[int]:
     """Returns the rows, in reading order, that a length-grouped sft stage of `seed` trains on."""
-    return length_grouped_order(lengths, batch_size, steps, np.random.default_rng([seed, SALT_ORDER]))
+    return length_grouped_order(lengths, batch_size, steps, stream(seed, "sft-order"))
 
 
 def train_sft(

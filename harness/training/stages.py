@@ -242,7 +242,7 @@ def hashed_settings(settings: SftSettings | GrpoSettings) -> dict[str, Any]:
 def stage_hash(spec: StageSpec, input_hash: str, data_hash: str) -> str:
     """Returns the cache key of a stage: everything it depends on, but not its display name."""
     settings = hashed_settings(spec.settings)
-    return config_hash("stage-v1", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, settings, input_hash, data_hash)
+    return config_hash("stage-v2", FORMAT_VERSION, spec.kind, spec.data, spec.fmt, settings, input_hash, data_hash)
 
 
 MARKER = "stage.json"

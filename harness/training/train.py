@@ -84,7 +84,7 @@ def data_hash(task: Task, profile: Profile, seed: int) -> str:
         # A pretrained model with a chat template trains on prompts that carry the format rules and
         # the task's actions (harness.agent.chat_prompt): a change to those words is a change of data.
         extra.append(config_hash(REACT_RULES, FORESIGHT_RULES, getattr(task, "actions_help", "")))
-    return config_hash("data-v1", task.name, task.version, task.config, profile.data, seed, *extra)
+    return config_hash("data-v2", task.name, task.version, task.config, profile.data, seed, *extra)
 
 
 def initial_key(profile: Profile, seed: int) -> str:
@@ -97,7 +97,7 @@ def initial_key(profile: Profile, seed: int) -> str:
         return config_hash("external-v1", str(path.resolve()), files)
     spec = profile.model
     return config_hash(
-        "tiny-v1",
+        "tiny-v2",
         spec.hidden_size,
         spec.n_layers,
         spec.n_heads,

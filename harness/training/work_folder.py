@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from harness.core.store import atomic_write_text
+from harness.core.streams import int_seed
 from harness.training import distributed
 from harness.training.stages import BOARD_DIR
 
@@ -36,8 +37,9 @@ def trainer_args(work_dir: Path, save_every: int, seed: int) -> dict[str, Any]:
         "use_cpu": not torch.cuda.is_available(),
         "gradient_checkpointing": False,
         "bf16": False,
-        "seed": seed,
-        "data_seed": seed,
+        # transformers and TRL take an int seed and seed the global generators with it themselves.
+        "seed": int_seed(seed, "trainer"),
+        "data_seed": int_seed(seed, "trainer"),
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
         # Every parameter takes part in each forward pass: DDP need not search for unused ones.

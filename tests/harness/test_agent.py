@@ -43,9 +43,10 @@ def setup() -> tuple[Any, Any, Any]:
     model = build_tiny_model(ModelConfig(32, 2, 2, 64, 512), tokenizer, seed=0)
     # Large random weights make greedy decoding depend on the context (an untrained model at the
     # usual 0.02 init writes one token forever), so turns end at different lengths, some at a stop
-    # token and some at the token limit: the raggedness the batched loop has to get right.
+    # token and some at the token limit: the raggedness the batched loop has to get right. (Weight seed 5:
+    # on the graph-nav instances of the named streams, seed 1 gave every turn of max_turns=2 the token limit.)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
+        torch.manual_seed(5)
         for p in model.parameters():
             p.normal_(0.0, 0.5)
         # A longer newline embedding wins the (tied) output layer in some contexts, not all.

@@ -17,15 +17,15 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from safetensors.torch import load_file
 
 from harness.agent import action_of, encode
 from harness.core.config import load_profile
 from harness.core.registry import make_task
+from harness.core.streams import stream
 from harness.core.traces import normalize, parse_turn, render_observation
-from harness.training.grpo import SALT_RL, TRACE_ENV
+from harness.training.grpo import TRACE_ENV
 from harness.training.models import load_model
 from tests.cli_processes import harness
 
@@ -182,7 +182,7 @@ def test_grpo_env_mask_and_rewards_line_up_with_each_process_completions(grpo_ro
         for i, prompt in enumerate(trace["prompts"]):
             assert trace["prompt_ids"][i] == encode(tokenizer, prompt + "\n")
             assert all(lp == 0.0 for lp, m in zip(trace["logprobs"][i], trace["env_mask"][i]) if m == 0)
-            rng = np.random.default_rng([0, SALT_RL, step, trace["first"] + i])
+            rng = stream(0, "rl-rollouts", step, trace["first"] + i)
             won = replay(task, tokenizer, by_prompt[prompt], trace["completion_ids"][i], trace["env_mask"][i], rng)
             assert trace["success"][i] == float(won), (rank, i)
     # The two processes sample from streams of their own: their completions are not copies.

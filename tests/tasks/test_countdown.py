@@ -11,6 +11,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task, task_class
+from harness.core.streams import stream
 from harness.core.traces import RESERVED
 from tasks.base import (
     EXPLORER_POLICIES,
@@ -23,7 +24,7 @@ from tasks.base import (
     play,
     simulate,
 )
-from tasks.countdown import SALT_POOL, Countdown, CountdownConfig, Instance
+from tasks.countdown import Countdown, CountdownConfig, Instance
 from tasks.countdown_rules import ILLEGAL
 
 GARBAGE = ["", "3 +", "a + b", "3 % 4", "plan x act y", "99999999999999999999 + 1", "3+7", "-3 + 7", "03 + 7", "٣ + ٧"]
@@ -274,7 +275,7 @@ def test_dev_is_drawn_as_test_is(task: Countdown, seed: int) -> None:
     fair proxy of test: the pool order (which decides which instances needed a sibling in train) must
     not put test first. Before the deal, test took the first 50 familiar instances and dev the next 10."""
     c = task.config
-    pool = task._pool(np.random.default_rng([seed, SALT_POOL]), 4 * (c.n_train + c.n_dev + c.n_test))
+    pool = task._pool(stream(seed, "countdown-pool"), 4 * (c.n_train + c.n_dev + c.n_test))
     where = {inst.key: i for i, inst in enumerate(pool)}
     splits = task.splits(seed)
     seen = frozenset().union(*map(task.required, splits.train))

@@ -9,6 +9,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.registry import make_task
+from harness.core.streams import stream
 from harness.core.traces import RESERVED
 from tasks.base import (
     EXPLORER_POLICIES,
@@ -189,11 +190,11 @@ def test_split_shape(task: GraphNav, seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_heldout_coverage(task: GraphNav, seed: int) -> None:
     splits = task.splits(seed)
-    experts = [expert_episode(task, inst, np.random.default_rng([seed, 101, i])) for i, inst in enumerate(splits.train)]
+    experts = [expert_episode(task, inst, stream(seed, "expert-episodes", i)) for i, inst in enumerate(splits.train)]
     shown = frozenset().union(*(episode_items(task, e) for e in experts))
     policies = EXPLORER_POLICIES
     banned = eval_keys(task, splits)  # as D_world: exploration never starts at a dev or test instance
-    world = [explore(task, np.random.default_rng([seed, 202, i]), policies[i % 3], banned) for i in range(2000)]
+    world = [explore(task, stream(seed, "world-episodes", i), policies[i % 3], banned) for i in range(2000)]
     explored = frozenset().union(*(episode_items(task, e) for e in world))
     unseen = [task.required(inst) - shown for inst in splits.test]
     needs = float(np.mean([bool(u) for u in unseen]))

@@ -15,12 +15,11 @@ import json
 from typing import Any
 
 from harness.core.config import DataSpec
+from harness.core.streams import stream
 from harness.core.traces import render_outcome, render_transition
-from harness.data.recipes import episode_rng
 from harness.data.reference import reference_policy
 from tasks.base import EXPLORER_POLICIES, Task, explorer, play
 
-SALT_PROBE, SALT_PROBE_OUTCOME = 404, 808
 PROBE_FILES = {"next_obs": "probe_next_obs.jsonl", "calibration": "probe_calibration.jsonl"}
 """Probe name -> the jsonl file that holds its items."""
 CHOICES = ("success", "failure")
@@ -54,8 +53,8 @@ def probe_items(task: Task, data: DataSpec, seed: int) -> dict[str, list[dict[st
     calibration: list[dict[str, Any]] = []
     for i, instance in enumerate(task.splits(seed).test):
         policy = EXPLORER_POLICIES[i % len(EXPLORER_POLICIES)]
-        episode = play(task, instance, explorer(task, policy), episode_rng(seed, SALT_PROBE, i), policy=policy)
-        outcome_rng = episode_rng(seed, SALT_PROBE_OUTCOME, i)
+        episode = play(task, instance, explorer(task, policy), stream(seed, "probe-items", i), policy=policy)
+        outcome_rng = stream(seed, "probe-outcomes", i)
         for t, (state, action, observation) in enumerate(zip(episode.states, episode.actions, episode.observations)):
             described = task.describe(state)
             common = {"instance_id": episode.instance_id, "policy": policy, "turn": t}

@@ -296,17 +296,19 @@ def test_methods_read_the_resolved_settings_with_their_overrides_replaced() -> N
     assert method_factory("foresight")(profile).stages[-1].settings == profile.stages["fc-rl"]
 
 
-def test_stage_chains_and_run_keys_hash_as_before_typed_values() -> None:
-    """Pinned from main before the profile was typed (ab722dd): an unset setting is hashed at its default either way."""
+def test_an_unset_setting_hashes_as_its_default_set_explicitly() -> None:
+    """Typed values carry every field: a setting left out of the YAML and one written at its default
+    give the same stage chain and run key (the hashes cover the resolved values, not the YAML's keys),
+    while another value gives another chain."""
     smoke = load_profile("smoke")
-    assert stage_chain("react", "countdown", smoke, 0) == ["aac45555b13a8f34"]
-    assert run_key("react", "countdown", smoke, 0) == "a56c5c617ec9422b"
-    assert stage_chain("foresight", "graph-nav", smoke, 0) == [
-        "0960034fa1f86fcb",
-        "f5edae77a6e35413",
-        "04bc14c4f81218d0",
-    ]
-    assert run_key("foresight", "graph-nav", smoke, 0) == "69524990dd32712a"
+    assert "lambda_cal" not in (PROFILE_DIR / "smoke.yaml").read_text()  # left at its default there
+    explicit = load_profile("smoke", {"stages.fc-rl.lambda_cal": 0.5, "eval.candidates": smoke.eval.candidates})
+    other = load_profile("smoke", {"stages.fc-rl.lambda_cal": 0.25})
+    for method, task in (("react", "countdown"), ("foresight", "graph-nav")):
+        assert stage_chain(method, task, explicit, 0) == stage_chain(method, task, smoke, 0)
+        assert run_key(method, task, explicit, 0) == run_key(method, task, smoke, 0)
+    assert stage_chain("foresight", "graph-nav", other, 0)[:2] == stage_chain("foresight", "graph-nav", smoke, 0)[:2]
+    assert stage_chain("foresight", "graph-nav", other, 0)[2] != stage_chain("foresight", "graph-nav", smoke, 0)[2]
 
 
 @pytest.mark.parametrize(

@@ -53,15 +53,16 @@ def test_the_share_counts_rows_and_few_found_instances_are_repeated_to_keep_it()
     assert (pool.wanted, len(pool.heldout_like), pool.copies) == (12, 12, 1)
     assert len(pool.prompt_rows(kb)) == 24
     assert rl_pool(kb, 0, 0.25).wanted == 4  # round(12 * 0.25 / 0.75)
-    # graph-nav default: 291 distinct train prompts, but only 21 start-goal pairs outside dev and test
-    # need an edge no train expert walks (the held-out pockets): each is repeated round(291 / 21) = 14 times
+    # graph-nav default: 292 distinct train prompts, but only 21 start-goal pairs outside dev and test
+    # need an edge no train expert walks (the held-out pockets): each is repeated round(292 / 21) = 14 times.
+    # Both counts from enumerating all 24 * 23 start-goal pairs (not the pool's draws), under the named streams.
     nav = task_of("default", "graph-nav")
     pool = rl_pool(nav, 0, 0.5)
-    assert (pool.wanted, len(pool.heldout_like), pool.copies) == (291, 21, 14)
+    assert (pool.wanted, len(pool.heldout_like), pool.copies) == (292, 21, 14)
     rows = pool.prompt_rows(nav)
     held = {start_key(nav, i) for i in pool.heldout_like}
-    assert sum(r in held for r in rows) == 21 * 14 and len(rows) == 291 + 294
-    assert pool.summary() == {"train_instances": 1000, "heldout_like": 21, "heldout_like_wanted": 291,
+    assert sum(r in held for r in rows) == 21 * 14 and len(rows) == 292 + 294
+    assert pool.summary() == {"train_instances": 1000, "heldout_like": 21, "heldout_like_wanted": 292,
                               "heldout_like_copies": 14}  # fmt: skip
 
 

@@ -12,7 +12,6 @@ import torch
 from harness.core.config import load_profile
 from harness.core.registry import make_task
 from harness.data.recipes import build_corpora, rows_dataset
-from harness.evaluation import world_model
 from harness.evaluation.world_model import (
     ProbeSets,
     Transition,
@@ -174,13 +173,3 @@ def test_rl_summary_reads_the_first_and_last_logged_steps(tmp_path: Path) -> Non
         "brier_last_step": 0.1,
     }
     assert rl_summary(tmp_path / "none.jsonl")["reward_first"] is None
-
-
-def test_the_probe_salt_is_its_own() -> None:
-    from harness.data import recipes
-    from harness.evaluation import evaluate
-    from harness.evaluation.probes import items
-
-    others = {recipes.SALT_EXPERT, recipes.SALT_WORLD, recipes.SALT_OUTCOME, recipes.SALT_MIXED, evaluate.SALT_EVAL,
-              evaluate.SALT_CANDIDATES, evaluate.SALT_FEWSHOT, items.SALT_PROBE, items.SALT_PROBE_OUTCOME}  # fmt: skip
-    assert world_model.SALT_WORLD_MODEL not in others

@@ -97,7 +97,7 @@ def test_new_grpo_settings_at_their_old_behaviour_keep_the_stage_hash() -> None:
     spec = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7))
     old = {k: v for k, v in as_dict(spec.settings).items() if k in MAIN_GRPO_FIELDS}
     assert list(old) == MAIN_GRPO_FIELDS
-    assert stage_hash(spec, "in", "data") == config_hash("stage-v1", FORMAT_VERSION, "grpo", "prompts", "foresight",
+    assert stage_hash(spec, "in", "data") == config_hash("stage-v2", FORMAT_VERSION, "grpo", "prompts", "foresight",
                                                         old, "in", "data")  # fmt: skip
     hot = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, p_temperature=3.0))
     zero = StageSpec("fc-rl", "grpo", "prompts", "foresight", GrpoSettings(steps=7, lambda_success=0.0))
@@ -105,7 +105,7 @@ def test_new_grpo_settings_at_their_old_behaviour_keep_the_stage_hash() -> None:
     assert len({stage_hash(s, "in", "data") for s in (spec, hot, zero, only)}) == 4
     # p_only's first mask (every p value written) hashed as True; the parsed-turns mask must not reuse it.
     first_mask = {**old, "p_only": True}
-    first = config_hash("stage-v1", FORMAT_VERSION, "grpo", "prompts", "foresight", first_mask, "in", "data")
+    first = config_hash("stage-v2", FORMAT_VERSION, "grpo", "prompts", "foresight", first_mask, "in", "data")
     assert stage_hash(only, "in", "data") != first
 
 
