@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from harness.core.config import build_dataclass, doc
 from harness.core.errors import HarnessError
+from harness.core.fields import build_dataclass, doc
 
 INVALID_ACTION = "invalid action"
 """Observation for an action that does not parse for the task (never an exception)."""

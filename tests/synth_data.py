@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import as_dict
+from harness.core.fields import as_dict
 from harness.core.registry import task_class
 from harness.data.synth import synth
 

@@ -22,7 +22,8 @@ import torch
 
 from harness.agent import AgentEpisode, Sampling, run_episodes
 from harness.core import faults, progress
-from harness.core.config import EvalSettings, Profile, as_dict, config_hash
+from harness.core.config import EvalSettings, Profile
+from harness.core.fields import as_dict, config_hash
 from harness.core.registry import make_task
 from harness.core.runs import git_commit, is_complete, run_dir, run_lock, stale_reason, versions, write_run
 from harness.core.streams import int_seed, stream

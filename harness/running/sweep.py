@@ -32,8 +32,9 @@ from typing import Any
 
 import yaml
 
-from harness.core.config import Profile, as_dict, build_profile, check_folder_name, config_hash, set_dotted
+from harness.core.config import Profile, build_profile, check_folder_name, set_dotted
 from harness.core.errors import HarnessError, did_you_mean
+from harness.core.fields import as_dict, config_hash
 from harness.core.registry import make_task, method_factory
 from harness.core.runs import RunSpec
 from harness.running.reproduce import RUN_TOKENS, must_make

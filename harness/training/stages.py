@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import as_dict, build_dataclass, config_hash, doc
 from harness.core.errors import HarnessError
+from harness.core.fields import as_dict, build_dataclass, config_hash, doc
 from harness.core.traces import FORMAT_VERSION
 
 DATA_RECIPES = ("expert", "look", "world", "world:<tokens>+look:<tokens>", "prompts")

@@ -23,8 +23,9 @@ from typing import Any
 
 from harness.agent import FORESIGHT_RULES, REACT_RULES
 from harness.core import faults
-from harness.core.config import Profile, config_hash
+from harness.core.config import Profile
 from harness.core.errors import HarnessError
+from harness.core.fields import config_hash
 from harness.core.locks import locked
 from harness.core.registry import make_task, method_factory
 from harness.core.store import atomic_dir, atomic_write_text, remove_leftovers

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import torch
 
-from harness.core.config import Profile, as_dict, load_profile
+from harness.core.config import Profile, load_profile
+from harness.core.fields import as_dict
 from harness.core.registry import make_task
 from harness.data.recipes import Corpora, build_corpora
 from harness.training.job import StageJob

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.config import Profile, as_dict
+from harness.core.config import Profile
+from harness.core.fields import as_dict
 from harness.core.registry import make_task
 from harness.training.grpo import train_grpo
 from harness.training.job import StageJob

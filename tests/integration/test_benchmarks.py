@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.agent import chat_prompt
-from harness.core.config import as_dict, load_profile
+from harness.core.config import load_profile
+from harness.core.fields import as_dict
 from harness.core.registry import make_task
 from harness.evaluation.probes.items import PROBE_FILES, probe_items
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, save_checkpoint

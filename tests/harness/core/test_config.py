@@ -13,20 +13,17 @@ import yaml
 from harness.core.config import (
     PROFILE_DIR,
     SEED_MAX,
-    Bounds,
     DataSpec,
     EvalSettings,
     ModelSpec,
-    as_dict,
-    build_dataclass,
     check_folder_name,
-    config_hash,
     load_profile,
     render_profile,
     resolve,
     set_dotted,
 )
 from harness.core.errors import HarnessError, did_you_mean
+from harness.core.fields import Bounds, as_dict, build_dataclass, config_hash
 from harness.core.registry import METHODS, method_factory, task_class
 from harness.evaluation.evaluate import run_key
 from harness.training.methods import sft_settings

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.config import as_dict, load_profile
+from harness.core.config import load_profile
 from harness.core.errors import HarnessError
+from harness.core.fields import as_dict
 from harness.core.registry import make_task
 from harness.evaluation.evaluate import evaluate_run
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from harness.agent import Sampling, run_episodes
-from harness.core.config import as_dict, config_hash, load_profile
+from harness.core.config import load_profile
 from harness.core.errors import HarnessError
+from harness.core.fields import as_dict, config_hash
 from harness.core.registry import make_task
 from harness.core.traces import FORMAT_VERSION, P_WORDS
 from harness.training.models import ModelConfig, build_tiny_model, build_tokenizer, stop_token_ids
