@@ -275,6 +275,87 @@ class Countdown(NumbersGame):
         ho_test, ho_dev = round(c.heldout_share * c.n_test), round(c.heldout_share * c.n_dev)
         n_fam = c.n_test + c.n_dev - ho_test - ho_dev
         pool = self._pool(stream(seed, "countdown-pool"), 4 * (c.n_train + c.n_dev + c.n_test))
+        train, familiar, taken = self._familiar(pool, n_fam)
+        spare = [x for x in pool if x.key not in taken]
+        n_more = c.n_train - len(train)
+        train += spare[:n_more]
+        novel = self._novel(seed, spare[n_more:], train, familiar)
+        if len(train) < c.n_train or len(familiar) < n_fam or len(novel) < ho_test + ho_dev:
+            raise HarnessError(
+                f"countdown knobs give too few instances for {c.n_train} train, {n_fam} familiar and "
+                f"{ho_test + ho_dev} held-out dev/test instances ({len(train)}, {len(familiar)} and {len(novel)} found)"
+            )
+        self._splits[seed] = self._deal(seed, train, familiar, novel[: ho_test + ho_dev], ho_test)
+        return self._splits[seed]
+
+    def _familiar(self, pool: list[Instance], n_fam: int) -> tuple[list[Instance], list[Instance], set]:
+        """Returns (train so far, the familiar eval instances, the keys taken): each familiar instance's
+        states are shown by train, a sibling joining train where they are not yet."""
+        c = self.config
+        train = pool[: max(0, c.n_train - n_fam)]
+        taken = {x.key for x in train}
+        seen = frozenset().union(*map(self.required, train))
+        familiar: list[Instance] = []
+        for inst in pool:
+            if len(familiar) == n_fam or inst.key in taken:
+                continue
+            if not self.required(inst) <= seen:
+                sibling = self._sibling(inst, seen, taken) if len(train) < c.n_train else None
+                if sibling is None:
+                    continue
+                train.append(sibling)
+                taken.add(sibling.key)
+                seen |= self.required(sibling)
+            familiar.append(inst)
+            taken.add(inst.key)
+        return train, familiar, taken
+
+    def _novel(
+        self, seed: int, spare: list[Instance], train: list[Instance], familiar: list[Instance]
+    ) -> list[Instance]:
+        """Returns the spare instances that need a state train does not show, those exploration shows most first."""
+        seen = frozenset().union(*map(self.required, train))
+        by_start = self._visits(seed)
+        novel = [x for x in spare if not self.required(x) <= seen]
+        # D_world never starts at a dev or test instance, so visits from an instance itself or from a
+        # familiar eval instance do not count: those whose unseen states the other starts' exploration
+        # visits often come first, else in pool order.
+        familiar_keys = {x.key for x in familiar}
+        visits = sum((c for start, c in by_start.items() if start not in familiar_keys), Counter())
+
+        def shown(x: Instance) -> float:
+            own = by_start.get(x.key, Counter())
+            return float(np.mean([visits[s] - own[s] >= PROBE_VISITS for s in self.required(x) - seen]))
+
+        novel.sort(key=lambda x: -shown(x))
+        return novel
+
+    def _deal(
+        self, seed: int, train: list[Instance], familiar: list[Instance], novel: list[Instance], ho_test: int
+    ) -> Splits:
+        """Returns the splits, familiar and held-out instances dealt at random between test and dev, each named."""
+        order = stream(seed, "countdown-order")
+
+        def named(part: str, insts: list[Instance]) -> tuple[Instance, ...]:
+            shuffled = [insts[i] for i in order.permutation(len(insts))]
+            return tuple(Instance(f"countdown-s{seed}-{part}-{i}", x.numbers, x.target) for i, x in enumerate(shuffled))
+
+        # Dealt at random, so that dev is drawn as test is: familiar instances found early in the pool
+        # more often needed a sibling in train, and the held-out ones are sorted by how often
+        # exploration visits their states.
+        deal = stream(seed, "countdown-deal")
+        familiar = [familiar[i] for i in deal.permutation(len(familiar))]
+        novel = [novel[i] for i in deal.permutation(len(novel))]
+        fam_test = self.config.n_test - ho_test
+        return Splits(
+            train=named("train", train),
+            dev=named("dev", familiar[fam_test:] + novel[ho_test:]),
+            test=named("test", familiar[:fam_test] + novel[:ho_test]),
+        )
+        c = self.config
+        ho_test, ho_dev = round(c.heldout_share * c.n_test), round(c.heldout_share * c.n_dev)
+        n_fam = c.n_test + c.n_dev - ho_test - ho_dev
+        pool = self._pool(stream(seed, "countdown-pool"), 4 * (c.n_train + c.n_dev + c.n_test))
         train = pool[: max(0, c.n_train - n_fam)]
         taken = {x.key for x in train}
         seen = frozenset().union(*map(self.required, train))
