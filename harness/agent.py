@@ -290,32 +290,16 @@ def run_episodes(
     if not any(playing):
         return _finish(episodes, states)
     batch = _Batch(model, pad_id, [ep.prompt_ids for ep in episodes])
-    written: list[list[int]] = [[] for _ in instances]
-    env_s = 0.0
-    # Tokens an episode must feed before it samples again: the turn's last token and the observation.
-    queued: list[list[int]] = [[] for _ in instances]
+    play = _Play(task, tokenizer, fmt, rngs, sampling, stops, max_turns, episodes, states, playing)
     explore_p = sampling.p_temperature is not None and sampling.temperature > 0
     while True:
-        at_p = [bool(written[i]) and written[i][-1] == sampling.p_marker for i in batch.rows] if explore_p else None
+        at_p = [play.at_p_marker(i) for i in batch.rows] if explore_p else None
         tokens, logps = (x.tolist() for x in _sample(batch.logits, sampling, generator, at_p))
         feed: list[int | None] = []
         for row, i in enumerate(batch.rows):
-            if playing[i] and not queued[i]:
-                episode, token = episodes[i], tokens[row]
-                written[i].append(token)
-                episode.completion_ids.append(token)
-                episode.env_mask.append(1)
-                episode.logprobs.append(logps[row])
-                if token in stops or len(written[i]) == sampling.max_turn_tokens:
-                    started = time.perf_counter()
-                    playing[i], observation = _end_turn(task, tokenizer, episode, states, i, written[i], fmt, rngs)
-                    env_s += time.perf_counter() - started
-                    playing[i] &= max_turns is None or len(episode.turns) < max_turns
-                    queued[i] = [token, *observation] if playing[i] else []
-                    written[i] = []
-                else:
-                    queued[i] = [token]
-            feed.append(queued[i].pop(0) if playing[i] else None)
+            if playing[i] and not play.queued[i]:
+                play.take(i, tokens[row], logps[row])
+            feed.append(play.queued[i].pop(0) if playing[i] else None)
         if not any(playing):
             break
         ended = [row for row, i in enumerate(batch.rows) if not playing[i]]
@@ -327,8 +311,56 @@ def run_episodes(
             batch.keep(kept)
         batch.step(feed)
     if timings is not None:
-        timings["env_s"] = timings.get("env_s", 0.0) + env_s
+        timings["env_s"] = timings.get("env_s", 0.0) + play.env_s
     return _finish(episodes, states)
+
+
+@dataclass
+class _Play:
+    """The episodes of one batch being played: what each wrote this turn, and the tokens it must feed
+    before it samples again (the turn's last token and the observation)."""
+
+    task: Task
+    tokenizer: Any
+    fmt: str
+    rngs: Sequence[np.random.Generator]
+    sampling: Sampling
+    stops: set[int]
+    max_turns: int | None
+    episodes: list[AgentEpisode]
+    states: list[Any]
+    playing: list[bool]
+    written: list[list[int]] = field(init=False)
+    queued: list[list[int]] = field(init=False)
+    env_s: float = 0.0
+    """Seconds spent in the world: decoding and parsing turns, stepping the task, encoding observations."""
+
+    def __post_init__(self) -> None:
+        self.written = [[] for _ in self.episodes]
+        self.queued = [[] for _ in self.episodes]
+
+    def at_p_marker(self, i: int) -> bool:
+        """Returns whether episode i's last written token is the word before p (its next token is p's value)."""
+        return bool(self.written[i]) and self.written[i][-1] == self.sampling.p_marker
+
+    def take(self, i: int, token: int, logp: float) -> None:
+        """Records the token episode i sampled; at a stop token or the turn's length limit, ends its turn."""
+        episode = self.episodes[i]
+        self.written[i].append(token)
+        episode.completion_ids.append(token)
+        episode.env_mask.append(1)
+        episode.logprobs.append(logp)
+        if token not in self.stops and len(self.written[i]) != self.sampling.max_turn_tokens:
+            self.queued[i] = [token]
+            return
+        started = time.perf_counter()
+        playing, observation = _end_turn(
+            self.task, self.tokenizer, episode, self.states, i, self.written[i], self.fmt, self.rngs
+        )
+        self.env_s += time.perf_counter() - started
+        self.playing[i] = playing and (self.max_turns is None or len(episode.turns) < self.max_turns)
+        self.queued[i] = [token, *observation] if self.playing[i] else []
+        self.written[i] = []
 
 
 def _end_turn(
