@@ -153,6 +153,24 @@ def _compare_pages(profile: Profile, runs: Path, method: str, baseline: str, tas
     return sections
 
 
+def _run_page(env: Any, tmp: Path, profile: str, run: Run, task: str, name: str, seed: int) -> RunRow:
+    """Writes one run's page (its episodes, foresight blocks and reliability) under `tmp`; returns its index row."""
+    row = index_row(run, task, name, seed)
+    page = tmp / row.page
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(
+        env.get_template("run.html.j2").render(
+            root="../../../",
+            row=row,
+            metrics=run.metrics,
+            episodes=[episode_view(r) for r in run.records],
+            reliability=reliability_points(run.metrics.get("reliability")),
+            profile=profile,
+        )
+    )
+    return row
+
+
 def write_site(
     profile: Profile,
     runs: Path,
@@ -178,21 +196,8 @@ def write_site(
             shutil.copy(TEMPLATES / name, tmp / name)
         for task, name, seed in found:
             run = read_run(run_dir(runs, profile.name, task, name, seed))
-            row = index_row(run, task, name, seed)
-            rows.append(row)
-            page = tmp / row.page
-            page.parent.mkdir(parents=True, exist_ok=True)
-            page.write_text(
-                env.get_template("run.html.j2").render(
-                    root="../../../",
-                    row=row,
-                    metrics=run.metrics,
-                    episodes=[episode_view(r) for r in run.records],
-                    reliability=reliability_points(run.metrics.get("reliability")),
-                    profile=profile.name,
-                )
-            )
-            pages.append(out / row.page)
+            rows.append(_run_page(env, tmp, profile.name, run, task, name, seed))
+            pages.append(out / rows[-1].page)
         shown = sorted(figures.glob("*.png")) if figures and figures.is_dir() else []
         if shown:
             (tmp / "figures").mkdir()
