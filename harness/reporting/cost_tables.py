@@ -10,7 +10,7 @@ two methods share counts in both.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,14 +66,14 @@ def _rate(tokens: int, wall_s: float) -> str:
     return f"{tokens / wall_s:.0f}" if wall_s > 0 else "-"
 
 
-def stage_table(profile: Profile, runs: Path) -> list[str]:
+def stage_table(profile: Profile, manifests: Sequence[dict[str, Any]]) -> list[str]:
     """Returns the markdown rows of the table per stage kind and name: each distinct stage (hash) counted once.
 
     Epochs: the mean over its stages of tokens seen / tokens of the rows read; a dash where no stage
     recorded its rows' tokens (grpo plays episodes, it reads no corpus).
     """
     distinct: dict[str, StageCost] = {}
-    for manifest in complete_manifests(profile, runs):
+    for manifest in manifests:
         for stage in stage_costs(profile, manifest):
             distinct.setdefault(stage.hash, stage)
     groups: dict[tuple[str, str], list[StageCost]] = {}
@@ -94,10 +94,11 @@ def stage_table(profile: Profile, runs: Path) -> list[str]:
     return rows
 
 
-def method_table(profile: Profile, runs: Path) -> list[str]:
-    """Returns the markdown rows of the table per method: its runs, the summed tokens and wall of its chains' stages
-    (a stage shared with another method counts in both; those are counted in the shared column) and its eval wall."""
-    manifests = list(complete_manifests(profile, runs))
+def method_table(profile: Profile, manifests: Sequence[dict[str, Any]]) -> list[str]:
+    """Returns the markdown rows of the table per method: runs, its chains' stages, their tokens and wall, eval wall.
+
+    A stage shared with another method counts in both; `of them shared` says how many of its stages are.
+    """
     users: dict[str, set[str]] = {}
     for manifest in manifests:
         for stage in manifest.get("stages", []):
@@ -119,7 +120,8 @@ def method_table(profile: Profile, runs: Path) -> list[str]:
 def cost_tables(profile: Profile, runs: Path) -> list[str]:
     """Returns REPORT.md's "Where the time goes" lines: the table per stage kind and name, then per method."""
     lines = ["### Where the time goes", ""]
-    if not any(True for _ in complete_manifests(profile, runs)):
+    manifests = list(complete_manifests(profile, runs))
+    if not manifests:
         return [*lines, "No complete run in the store.", ""]
     return [
         *lines,
@@ -129,11 +131,11 @@ def cost_tables(profile: Profile, runs: Path) -> list[str]:
         "`harness data build` prints its epochs of each corpus); a dash for grpo, which plays episodes. Wall: the",
         "stage's own training time, as recorded when it was trained.",
         "",
-        *stage_table(profile, runs),
+        *stage_table(profile, manifests),
         "",
         "Per method, over its runs: the stages of its chains, a stage shared with another method counted in",
         "each method that uses it (`of them shared`), and the wall time of its evaluations.",
         "",
-        *method_table(profile, runs),
+        *method_table(profile, manifests),
         "",
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.core.config import load_profile
 from harness.core.runs import run_dir
-from harness.reporting.cost_tables import cost_tables, method_table, stage_table
+from harness.reporting.cost_tables import complete_manifests, cost_tables, method_table, stage_table
 
 PROFILE = load_profile("smoke", {"seeds": [0, 1]})
 
@@ -38,7 +38,7 @@ def _store(runs: Path) -> None:
 
 def test_stage_table_counts_each_hash_once(tmp_path: Path) -> None:
     _store(tmp_path)
-    assert stage_table(PROFILE, tmp_path)[2:] == [
+    assert stage_table(PROFILE, list(complete_manifests(PROFILE, tmp_path)))[2:] == [
         "| grpo | rl | 1 | 300 | - | 3 | 6.0 | 50 |",  # 300 tokens / 6 s; grpo reads no corpus
         # s0 once though two runs hold it: 1000 + 600 tokens, 10 + 6 steps, 2 + 1 s, 1600 / 3 s = 533;
         # epochs mean(1000 / 400, 600 / 200) = mean(2.5, 3.0)
@@ -49,7 +49,7 @@ def test_stage_table_counts_each_hash_once(tmp_path: Path) -> None:
 
 def test_method_table_counts_a_shared_stage_in_each_method(tmp_path: Path) -> None:
     _store(tmp_path)
-    assert method_table(PROFILE, tmp_path)[2:] == [
+    assert method_table(PROFILE, list(complete_manifests(PROFILE, tmp_path)))[2:] == [
         "| react | 2 | 2 | 1 | 1600 | 3.0 | 4.0 |",  # s0 + s1; s0 is vanilla-rl's too; eval 1.5 + 2.5
         "| vanilla-rl | 1 | 2 | 1 | 1300 | 8.0 | 4.0 |",  # s0 + r0: 1000 + 300 tokens, 2 + 6 s
         "| foresight | 1 | 1 | 0 | 800 | 0.0 | 1.0 |",
