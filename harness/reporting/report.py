@@ -20,6 +20,7 @@ from harness.core.registry import method_factory
 from harness.core.runs import versions
 from harness.evaluation.compare import compare_table, heldout_gap_table, level_table, load_pairs, load_runs
 from harness.evaluation.metrics import RESAMPLES
+from harness.reporting.cost_tables import cost_tables
 from harness.reporting.plan import (
     NO_VERDICT,
     PLAN_PATH,
@@ -388,6 +389,7 @@ def write_report(
         *(cost.lines() if cost else ["- wall time and peak memory: not measured (rebuilt by `harness report`)"]),
         "- " + ", ".join(f"{k} {v}" for k, v in versions().items()),
         "",
+        *cost_tables(profile, runs),
         "Figures: `results/figures/`. Tables: `results/tables/`.",
     ]
     return "\n".join(lines) + "\n"

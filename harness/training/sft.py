@@ -104,14 +104,15 @@ def stage_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> l
 def train_sft(
     model: Any, tokenizer: Any, job: StageJob, full_loss: bool = False, render: Callable[[str], str] | None = None
 ) -> dict[str, Any]:
-    """Trains `model` in place on `job.rows`; returns steps, tokens seen and first/last loss.
+    """Trains `model` in place on `job.rows`; returns steps, tokens seen, its rows' tokens and first/last loss.
 
     `full_loss`: every token is a target (wm-amt); `render` as in `tokenize_rows`.
     """
     settings, work_dir = job.spec.settings, job.work
     assert isinstance(settings, SftSettings)
     data = tokenize_rows(job.rows, tokenizer, full_loss, settings.max_length, render)
-    mean_len = sum(len(ids) for ids in data["input_ids"]) / max(1, len(data))
+    corpus_tokens = sum(len(ids) for ids in data["input_ids"])
+    mean_len = corpus_tokens / max(1, len(data))
     steps = max(1, math.ceil(settings.tokens / (settings.batch_size * mean_len)))
     args = sft_config(settings, steps, work_dir, job.seed)
     log_path = work_dir / "log.jsonl"
@@ -140,6 +141,9 @@ def train_sft(
     return {
         "steps": steps,
         "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        # The rows as tokenized (truncated to max_length), before the length-grouped order repeats them:
+        # tokens_seen / corpus_tokens is the passes over the stage's data (REPORT.md's cost table).
+        "corpus_tokens": corpus_tokens,
         "agent_tokens": int(sum(sum(m) for m in data["assistant_masks"]) * steps * settings.batch_size / len(data)),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,

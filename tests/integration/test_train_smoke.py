@@ -15,7 +15,9 @@ from harness.agent import Sampling, encode, run_episodes
 from harness.core.config import load_profile
 from harness.core.registry import make_task, method_names
 from harness.core.traces import render_observation
+from harness.data.recipes import build_corpora
 from harness.training.models import stop_token_ids
+from harness.training.sft import tokenize_rows
 from harness.training.stages import BOARD_DIR
 from harness.training.train import initial_checkpoint, load_checkpoint, train_method
 
@@ -40,6 +42,13 @@ def test_foresight_runs_three_stages_then_reuses_them(cache: Path, smoke) -> Non
     for o in outcomes[:2]:
         assert o.stats["last_loss"] < o.stats["first_loss"], o
     assert outcomes[2].stats["steps"] == smoke.stages["fc-rl"].steps
+    assert "corpus_tokens" not in outcomes[2].stats  # grpo reads no corpus
+    _, tokenizer = load_checkpoint(initial_checkpoint(smoke, 0, cache))
+    corpora = build_corpora(make_task(TASK, smoke.tasks[TASK]), smoke.data, 0)
+    for o, rows, full_loss in [(outcomes[0], corpora.world, True), (outcomes[1], corpora.look, False)]:
+        # The rows' own tokens, each row once: not the repeats of the length-grouped order that tokens_seen counts.
+        data = tokenize_rows(rows, tokenizer, full_loss, smoke.stages[o.name].max_length)
+        assert o.stats["corpus_tokens"] == sum(len(ids) for ids in data["input_ids"]), o
     for o in outcomes:
         log = (cache / o.hash / "log.jsonl").read_text().splitlines()
         assert log, f"{o.name} wrote no log"

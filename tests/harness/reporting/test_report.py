@@ -162,6 +162,8 @@ def test_the_report_records_the_plan_and_shows_primary_and_secondary_apart() -> 
     assert c2_text[primary:secondary].count("| kb-search |") == 3
     assert c2_text[secondary:].count("| kb-search |") == 8
     assert "here 0.96 to 0.96 bits" in text and "about 0" not in text
+    cost = text[text.index("## Cost and environment") :]
+    assert "### Where the time goes\n\nNo complete run in the store.\n" in cost  # no store at `runs`
 
 
 def test_claim_tests_are_the_plans_for_the_profiles_methods() -> None:
