@@ -185,7 +185,7 @@ def test_an_untrained_model_is_evaluated_in_full(tmp_path: Path, monkeypatch) ->
     monkeypatch.setitem(METHODS, "untrained", lambda profile: Method("untrained", fmt="foresight", stages=()))
     for task in smoke.tasks:
         path, metrics = evaluate_run("untrained", task, smoke, 0, tmp_path / "cache", tmp_path / "runs")
-        assert is_complete(path) and metrics["n_episodes"] == smoke.tasks[task]["n_test"]
+        assert is_complete(path) and metrics["n_episodes"] == smoke.tasks[task].n_test
         assert metrics["format_rate"] < 0.05, (task, metrics["format_rate"])
         turns = [t for r in read_run(path).records for t in r["turns"]]
         assert sum(t["parsed"] is None for t in turns) / len(turns) == pytest.approx(1 - metrics["format_rate"])
