@@ -134,16 +134,16 @@ def test_grpo_plays_each_prompt_slot_once_over_the_processes(grpo_root: Path) ->
     profile = load_profile(str(grpo_root / "p.yaml"))
     rl = profile.stages["rl"]
     traces = sorted((grpo_root / "trace").glob("*.json"))
-    assert len(traces) == 2 * rl["steps"]
-    for step in range(rl["steps"]):
+    assert len(traces) == 2 * rl.steps
+    for step in range(rl.steps):
         ranks = [json.loads((grpo_root / "trace" / f"step{step}-rank{r}.json").read_text()) for r in (0, 1)]
-        per_process = rl["prompts_per_step"] * rl["num_generations"] // 2
+        per_process = rl.prompts_per_step * rl.num_generations // 2
         assert [len(t["prompts"]) for t in ranks] == [per_process, per_process]
         assert [t["first"] for t in ranks] == [0, per_process]
         played = [p for t in ranks for p in t["prompts"]]
         # prompts_per_step distinct instances, each played num_generations times over both processes.
-        assert len(set(played)) == rl["prompts_per_step"]
-        assert sorted(played.count(p) for p in set(played)) == [rl["num_generations"]] * rl["prompts_per_step"]
+        assert len(set(played)) == rl.prompts_per_step
+        assert sorted(played.count(p) for p in set(played)) == [rl.num_generations] * rl.prompts_per_step
         for t in ranks:
             assert all(len(t[k]) == per_process for k in ("completion_ids", "env_mask", "logprobs", "success"))
 
