@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.config import Profile
+from harness.core.fields import as_dict
 from harness.data.recipes import Corpora
 from harness.training import distributed
 from harness.training.job import StageJob
@@ -43,7 +44,7 @@ def test_bench_sft_stage_two_processes_vs_one(
     benchmark, profile: Profile, corpora: Corpora, initial: Checkpoint, tmp_path: Path
 ) -> None:
     processes = int(os.environ.get("BENCH_PROCESSES", "2"))
-    base = profile.stages["fe-sft"]
+    base = as_dict(profile.stages["fe-sft"])  # typed settings, as a mapping to override
     _, tokenizer = load_checkpoint(initial)
     data = tokenize_rows(corpora.look, tokenizer, False, settings_for("sft", base, "bench").max_length)
     mean_len = sum(len(x) for x in data["input_ids"]) / len(data)

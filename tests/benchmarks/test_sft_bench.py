@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from harness.core.config import Profile
+from harness.core.fields import as_dict
 from harness.data.recipes import Corpora
 from harness.training.job import StageJob
 from harness.training.sft import stage_order, tokenize_rows, train_sft
@@ -70,7 +71,7 @@ def stage_padded_tokens(ids: list[list[int]], batch_size: int, steps: int) -> in
 def test_bench_sft_stage_vs_bare_loop(
     benchmark, profile: Profile, corpora: Corpora, initial: Checkpoint, tmp_path: Path
 ) -> None:
-    base = profile.stages["fe-sft"]
+    base = as_dict(profile.stages["fe-sft"])  # typed settings, as a mapping to override
     _, tokenizer = load_checkpoint(initial)
     data = tokenize_rows(corpora.look, tokenizer, False, settings_for("sft", base, "bench").max_length)
     mean_len = sum(len(x) for x in data["input_ids"]) / len(data)
